@@ -1,0 +1,104 @@
+"""A 12-joint quadruped locomotion policy (DESIGN.md section 5, "quadruped").
+
+The policy runs every 4th tick of a 200 Hz loop; the PD torque is computed at every tick, in the
+file, from the joint target the policy last set. Compile and check it:
+
+    exploy-dsl compile examples/quadruped.py -o quadruped.onnx
+    exploy-dsl check quadruped.onnx examples/quadruped.py
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from exploy_dsl import Program, op, term
+
+JOINT_NAMES = [
+    "FL_hip", "FL_thigh", "FL_calf",
+    "FR_hip", "FR_thigh", "FR_calf",
+    "RL_hip", "RL_thigh", "RL_calf",
+    "RR_hip", "RR_thigh", "RR_calf",
+]  # fmt: skip
+DEFAULT_POS = np.array(
+    [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5], dtype=np.float32
+)
+ACTION_SCALE = 0.25
+KP, KD, EFFORT_LIMIT = 20.0, 0.5, 25.0
+
+program = Program(
+    "quadruped", decimation=4, sim_dt=0.005, metadata={"base_names": {"robot": "base"}}
+)
+joints = program.group("obj.robot.joints", metadata={"joint_names": JOINT_NAMES})
+joint_pos = joints.input("pos", 12)
+joint_vel = joints.input("vel", 12)
+lin_vel = program.input("obj.robot.base.lin_vel_b_rt_w_in_b", 3)
+ang_vel = program.input("obj.robot.base.ang_vel_b_rt_w_in_b", 3)
+quat = program.input("obj.robot.base.w_Q_b", 4)  # (w, x, y, z)
+command = program.input(
+    "cmd.se2_velocity.base_velocity",
+    3,
+    metadata={"ranges": {"lin_vel_x": [-1.0, 1.0], "lin_vel_y": [-0.5, 0.5], "ang_vel_z": [-1.0, 1.0]}},
+)
+last_actions = program.memory("actions", 12)
+target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
+targets = program.group(
+    "output.joint_targets.joint_pos",
+    metadata={
+        "type": "joint_targets",
+        "names": JOINT_NAMES,
+        "stiffness": [0.0] * 12,
+        "damping": [0.0] * 12,
+    },
+)
+target_pos = targets.output("pos", 12)
+target_vel = targets.output("vel", 12)
+target_effort = targets.output("effort", 12)
+
+
+def projected_gravity(q: Any) -> Any:
+    """R(q)^T (0, 0, -1): gravity in the base frame, from a (w, x, y, z) quaternion."""
+    q = q / op.sqrt(op.reduce_sum(q * q, op.const(np.array([-1])), keepdims=1))
+    w, x, y, z = (op.slice(q, op.const([i]), op.const([i + 1]), op.const([1])) for i in range(4))
+    return op.concat([2.0 * (y * w - x * z), -2.0 * (y * z + x * w), 2.0 * (x * x + y * y) - 1.0], axis=-1)
+
+
+@program.observations(clip=(-100.0, 100.0))
+def observations(v: Any) -> list[Any]:
+    return [
+        term("base_lin_vel", v[lin_vel], scale=2.0),
+        term("base_ang_vel", v[ang_vel], scale=0.25),
+        term("projected_gravity", projected_gravity(v[quat])),
+        term("velocity_commands", v[command], scale=(2.0, 2.0, 0.25)),
+        term("joint_pos", v[joint_pos] - DEFAULT_POS),
+        term("joint_vel", v[joint_vel], scale=0.05),
+        term("actions", v[last_actions]),
+    ]
+
+
+@program.process_actions(n_actions=12)
+def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
+    return {last_actions: actions, target: DEFAULT_POS + ACTION_SCALE * actions}
+
+
+@program.apply_actions
+def apply_actions(v: Any) -> dict[Any, Any]:
+    torque = KP * (v[target] - v[joint_pos]) - KD * v[joint_vel]
+    return {
+        target_pos: v[target],
+        target_vel: 0.0,
+        target_effort: op.clip(torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))),
+    }
+
+
+def actor(seed: int = 0) -> Any:
+    """A default 48 -> 12 MLP actor (rsl_rl's shape, smaller) with seeded random weights."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(48, 64), torch.nn.ELU(), torch.nn.Linear(64, 64), torch.nn.ELU(),
+        torch.nn.Linear(64, 12),
+    )  # fmt: skip
+    return net.eval()

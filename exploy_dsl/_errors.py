@@ -1,0 +1,35 @@
+"""The one exception hierarchy for every user mistake exploy-dsl reports."""
+
+from __future__ import annotations
+
+
+class ExployDslError(Exception):
+    """Base of every error caused by what the user wrote or passed in.
+
+    Messages say what failed, which name, what was expected, what was received and the fix.
+    The CLI prints them as one line and exits 2; anything else is a bug in exploy-dsl.
+    """
+
+
+class DeclarationError(ExployDslError):
+    """A program declaration (name, shape, dtype, initial value, rate) is invalid."""
+
+
+class StageError(ExployDslError):
+    """A stage function could not be traced into a graph, or wrote something it may not."""
+
+
+class ActorError(ExployDslError):
+    """The actor network cannot be used: wrong sizes, wrong inputs, unreadable file."""
+
+
+class CompileError(ExployDslError):
+    """The program and actor cannot be compiled into a file (e.g. an op the target lacks)."""
+
+
+class FileContractError(ExployDslError):
+    """An ONNX file does not keep the deployment contract (missing key, symbolic dim, ...)."""
+
+
+class RuntimeInputError(ExployDslError):
+    """A runtime step was given a missing, unknown or mis-shaped input."""
