@@ -1,0 +1,211 @@
+"""Load the actor: a torch module (exported here) or a ready ONNX model, checked for size."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import onnx
+
+from exploy_dsl import ActorError
+
+Exporter = Literal["dynamo", "torchscript"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Actor:
+    """An actor as one ONNX graph ``[batch, n_obs] -> [batch, n_actions]``.
+
+    ``module`` keeps the torch module it was exported from, if any, so the reference
+    interpreter and the actor-alone check can run the original network.
+    """
+
+    model: onnx.ModelProto
+    input_name: str
+    output_name: str
+    n_obs: int
+    n_actions: int
+    source: str
+    module: Any = None
+
+
+def load_actor(
+    actor: object,
+    *,
+    n_obs: int,
+    batch: int = 1,
+    opset: int = 20,
+    exporter: Exporter = "dynamo",
+) -> Actor:
+    """Accept a ``torch.nn.Module``, an ``onnx.ModelProto`` or a ``.onnx``/``.pt`` path."""
+    if isinstance(actor, Actor):
+        return actor
+    if isinstance(actor, onnx.ModelProto):
+        return from_onnx(actor, "ModelProto")
+    if isinstance(actor, (str, os.PathLike)):
+        return _from_path(Path(actor), n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+    if _is_torch_module(actor):
+        return from_torch(actor, n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+    raise ActorError(
+        f"actor must be a torch.nn.Module, an onnx.ModelProto or a path to .onnx/.pt, got "
+        f"{type(actor).__name__}. Fix: pass one of those."
+    )
+
+
+def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
+    initializers = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in initializers]
+    outputs = list(model.graph.output)
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ActorError(
+            f"actor {source} has {len(inputs)} inputs and {len(outputs)} outputs; expected one "
+            "input [1, n_obs] and one output [1, n_actions]. Fix: export only the policy network "
+            "(recurrent state belongs in program memory)."
+        )
+    n_obs = _last_dim(inputs[0], source, "input")
+    n_actions = _last_dim(outputs[0], source, "output")
+    return Actor(model, inputs[0].name, outputs[0].name, n_obs, n_actions, source)
+
+
+def from_torch(
+    module: Any, *, n_obs: int, batch: int = 1, opset: int = 20, exporter: Exporter = "dynamo"
+) -> Actor:
+    """Export a torch module with ``torch.onnx.export`` (dynamo by default)."""
+    import torch
+
+    if exporter not in ("dynamo", "torchscript"):
+        raise ActorError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}.")
+    module = module.eval()
+    example = torch.zeros(batch, n_obs)
+    try:
+        with torch.no_grad():
+            out = module(example)
+    except Exception as exc:  # noqa: BLE001 - the user's network failed on the obs size
+        raise ActorError(
+            f"torch actor {type(module).__name__} fails on an observation of shape "
+            f"[{batch}, {n_obs}] (the program's observation size): {' '.join(str(exc).split())}. "
+            "Fix: the actor's input size must equal the observation size."
+        ) from None
+    if not isinstance(out, torch.Tensor):
+        raise ActorError(
+            f"torch actor {type(module).__name__} returns {type(out).__name__}; expected one "
+            "tensor [1, n_actions]. Fix: wrap it so forward returns only the actions."
+        )
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if exporter == "dynamo":
+            program = torch.onnx.export(
+                module,
+                (example,),
+                dynamo=True,
+                opset_version=opset,
+                input_names=["obs"],
+                output_names=["actions"],
+                verbose=False,
+            )
+            if program is None:
+                raise ActorError("torch.onnx.export returned no program")
+            model = program.model_proto
+        else:
+            buffer = io.BytesIO()
+            torch.onnx.export(
+                module,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=min(opset, 20),
+                input_names=["obs"],
+                output_names=["actions"],
+            )
+            model = onnx.load_from_string(buffer.getvalue())
+    actor = from_onnx(model, f"torch module {type(module).__name__} ({exporter} export)")
+    return Actor(
+        actor.model,
+        actor.input_name,
+        actor.output_name,
+        actor.n_obs,
+        actor.n_actions,
+        actor.source,
+        module,
+    )
+
+
+def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Exporter) -> Actor:
+    if not path.is_file():
+        raise ActorError(f"actor file {str(path)!r} does not exist. Fix: check the path.")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        try:
+            model = onnx.load(str(path))
+        except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
+            raise ActorError(f"actor file {str(path)!r} is not a readable ONNX model: {exc}") from None
+        return from_onnx(model, repr(str(path)))
+    if suffix in (".pt", ".pth"):
+        try:
+            import torch
+        except ImportError:
+            raise ActorError(
+                f"actor {str(path)!r} is a torch file but torch is not installed. "
+                "Fix: pip install 'exploy-dsl[torch]', or pass an .onnx actor."
+            ) from None
+        module = _load_torch_file(path, torch)
+        return from_torch(module, n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+    raise ActorError(
+        f"actor file {str(path)!r} has suffix {suffix!r}; expected .onnx or .pt "
+        "(a module saved with torch.save, or TorchScript)."
+    )
+
+
+def _load_torch_file(path: Path, torch: Any) -> Any:
+    errors = []
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # noqa: BLE001 - not TorchScript: try a pickled module next
+        errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001
+        errors.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise ActorError(
+            f"actor {str(path)!r} is neither TorchScript nor a module saved with torch.save "
+            f"({'; '.join(errors)})."
+        ) from None
+    if not _is_torch_module(obj):
+        raise ActorError(
+            f"actor {str(path)!r} holds a {type(obj).__name__}, not a torch.nn.Module "
+            "(a state_dict?). Fix: torch.save(the_module) or torch.jit.save(torch.jit.script(m)); "
+            "or build the module in PROGRAM.py's actor()."
+        )
+    return obj
+
+
+def _is_torch_module(obj: object) -> bool:
+    return any(
+        c.__module__.startswith("torch") and c.__name__ in ("Module", "ScriptModule")
+        for c in type(obj).__mro__
+    )
+
+
+def _last_dim(value: onnx.ValueInfoProto, source: str, what: str) -> int:
+    shape = value.type.tensor_type.shape
+    dims = list(shape.dim)
+    elem = value.type.tensor_type.elem_type
+    if elem != onnx.TensorProto.FLOAT:
+        raise ActorError(
+            f"actor {source} {what} {value.name!r} has element type "
+            f"{onnx.TensorProto.DataType.Name(elem)}; expected float32."
+        )
+    if len(dims) != 2 or not dims[1].HasField("dim_value"):
+        shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        raise ActorError(
+            f"actor {source} {what} {value.name!r} has shape {shown}; expected [batch, n] with a "
+            "static n. Fix: export with a fixed feature size."
+        )
+    return int(dims[1].dim_value)

@@ -1,0 +1,86 @@
+"""The metadata_props of the file, with the exact encodings of DESIGN.md section 2."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import exploy_dsl
+from exploy_dsl import TracedProgram
+
+from ._actor import Actor
+
+# The exploy file-contract version the files claim (exploy's controller reads it as JSON).
+EXPLOY_VERSION = "0.1.0"
+
+
+def to_json(value: Any) -> str:
+    """Deterministic JSON: same program, same bytes."""
+    return json.dumps(value, sort_keys=False, separators=(", ", ": "), allow_nan=False)
+
+
+def metadata(
+    traced: TracedProgram, actor: Actor, model_source: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """Every metadata key of the file, in a fixed order."""
+    program = traced.program
+    props: dict[str, str] = {
+        "exploy_version": to_json(EXPLOY_VERSION),
+        "update_rate": repr(program.update_rate),
+        "decimation": str(program.decimation),
+        "sim_dt": repr(program.sim_dt),
+        "obs_term_names": to_json([t.name for t in traced.obs_terms]),
+    }
+    for key, value in program.metadata.items():
+        props[key] = to_json(value)
+    if model_source is not None:
+        props["model_source"] = to_json(model_source)
+    for group in program.groups:
+        if group.metadata is not None:
+            props[group.name] = to_json(group.metadata)
+    for port in (*program.inputs, *program.outputs):
+        if port.metadata is not None:
+            props[port.name] = to_json(port.metadata)
+    for mem in program.memories:
+        if mem.metadata is not None:
+            props[mem.metadata_key] = to_json(mem.metadata)
+    props.update(_own_keys(traced, actor))
+    return props
+
+
+def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
+    program = traced.program
+    return {
+        "exploy_dsl.version": to_json(exploy_dsl.__version__),
+        "exploy_dsl.program": to_json(
+            {"name": program.name, "n_obs": traced.n_obs, "n_actions": traced.n_actions}
+        ),
+        "exploy_dsl.memory": to_json(
+            [
+                {
+                    "name": m.name,
+                    "shape": list(m.file_shape),
+                    "dtype": m.dtype,
+                    "init": m.init.tolist(),
+                }
+                for m in program.memories
+            ]
+        ),
+        "exploy_dsl.observation": to_json(
+            {
+                "size": traced.n_obs,
+                "clip": list(traced.obs_clip) if traced.obs_clip else None,
+                "terms": [
+                    {
+                        "name": t.name,
+                        "start": t.start,
+                        "size": t.size,
+                        "scale": list(t.scale) if t.scale else None,
+                        "clip": list(t.clip) if t.clip else None,
+                    }
+                    for t in traced.obs_terms
+                ],
+            }
+        ),
+        "exploy_dsl.actor": to_json({"source": actor.source}),
+    }

@@ -1,0 +1,32 @@
+"""Write a file atomically: a failed or interrupted write leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from exploy_dsl import CompileError
+
+
+def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise CompileError(
+            f"cannot write {str(target)!r}: folder {str(directory)!r} does not exist. "
+            "Fix: create it first or choose another output path."
+        )
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
