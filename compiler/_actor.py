@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -96,7 +97,7 @@ def from_torch(
             f"torch actor {type(module).__name__} returns {type(out).__name__}; expected one "
             "tensor [1, n_actions]. Fix: wrap it so forward returns only the actions."
         )
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             program = torch.onnx.export(
@@ -116,7 +117,7 @@ def from_torch(
             torch.onnx.export(
                 module,
                 (example,),
-                buffer,
+                buffer,  # type: ignore[arg-type]
                 dynamo=False,
                 opset_version=min(opset, 20),
                 input_names=["obs"],
@@ -135,6 +136,18 @@ def from_torch(
     )
 
 
+@contextlib.contextmanager
+def _quiet_torch() -> Any:
+    """The exporter logs notes (e.g. torchvision missing) that are not the user's concern."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Exporter) -> Actor:
     if not path.is_file():
         raise ActorError(f"actor file {str(path)!r} does not exist. Fix: check the path.")
@@ -143,7 +156,9 @@ def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Expo
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
-            raise ActorError(f"actor file {str(path)!r} is not a readable ONNX model: {exc}") from None
+            raise ActorError(
+                f"actor file {str(path)!r} is not a readable ONNX model: {exc}"
+            ) from None
         return from_onnx(model, repr(str(path)))
     if suffix in (".pt", ".pth"):
         try:

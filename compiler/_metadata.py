@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
+
 import exploy_dsl
 from exploy_dsl import TracedProgram
 
@@ -48,6 +50,13 @@ def metadata(
     return props
 
 
+def _shortest(values: np.ndarray) -> Any:
+    """Array as nested lists; float32 values in their shortest repr (0.1, not 0.100000001)."""
+    if values.dtype.kind == "f":
+        return np.vectorize(lambda x: float(str(x)), otypes=[object])(values).tolist()
+    return values.tolist()
+
+
 def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
     program = traced.program
     return {
@@ -61,7 +70,7 @@ def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
                     "name": m.name,
                     "shape": list(m.file_shape),
                     "dtype": m.dtype,
-                    "init": m.init.tolist(),
+                    "init": _shortest(m.init),
                 }
                 for m in program.memories
             ]

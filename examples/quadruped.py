@@ -39,7 +39,9 @@ quat = program.input("obj.robot.base.w_Q_b", 4)  # (w, x, y, z)
 command = program.input(
     "cmd.se2_velocity.base_velocity",
     3,
-    metadata={"ranges": {"lin_vel_x": [-1.0, 1.0], "lin_vel_y": [-0.5, 0.5], "ang_vel_z": [-1.0, 1.0]}},
+    metadata={
+        "ranges": {"lin_vel_x": [-1.0, 1.0], "lin_vel_y": [-0.5, 0.5], "ang_vel_z": [-1.0, 1.0]}
+    },
 )
 last_actions = program.memory("actions", 12)
 target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
@@ -58,10 +60,17 @@ target_effort = targets.output("effort", 12)
 
 
 def projected_gravity(q: Any) -> Any:
-    """R(q)^T (0, 0, -1): gravity in the base frame, from a (w, x, y, z) quaternion."""
-    q = q / op.sqrt(op.reduce_sum(q * q, op.const(np.array([-1])), keepdims=1))
-    w, x, y, z = (op.slice(q, op.const([i]), op.const([i + 1]), op.const([1])) for i in range(4))
-    return op.concat([2.0 * (y * w - x * z), -2.0 * (y * z + x * w), 2.0 * (x * x + y * y) - 1.0], axis=-1)
+    """R(q)^T (0, 0, -1): gravity in the base frame, from a (w, x, y, z) quaternion.
+
+    The third row of the rotation matrix, negated (the same formula as Isaac Lab's
+    ``quat_apply_inverse(q, (0, 0, -1))``).
+    """
+    last_axis = op.const([1])
+    w, x, y, z = (op.slice(q, op.const([i]), op.const([i + 1]), last_axis) for i in range(4))
+    gx = 2.0 * (y * w - x * z)
+    gy = -2.0 * (y * z + x * w)
+    gz = 2.0 * (x * x + y * y) - 1.0
+    return op.concat([gx, gy, gz], axis=-1)
 
 
 @program.observations(clip=(-100.0, 100.0))
@@ -88,7 +97,9 @@ def apply_actions(v: Any) -> dict[Any, Any]:
     return {
         target_pos: v[target],
         target_vel: 0.0,
-        target_effort: op.clip(torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))),
+        target_effort: op.clip(
+            torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))
+        ),
     }
 
 

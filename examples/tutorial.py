@@ -26,7 +26,9 @@ bar = bar_baz.input("bar", 2)
 baz = bar_baz.input("baz", 2)
 actions = program.memory("actions", 2)
 processed = program.memory("processed_actions", 2)
-out = program.output("out", 2, metadata={"description": "The output tensor computed from the actions."})
+out = program.output(
+    "out", 2, metadata={"description": "The output tensor computed from the actions."}
+)
 
 
 @script()
@@ -70,4 +72,3 @@ def actor(seed: int = 0) -> Any:
         torch.nn.ELU(),
     )
     return net.eval()
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import spox.opset.ai.onnx.v20 as op
 
+from ._contract import FileContract, Wire, load_model, read_contract
 from ._errors import (
     ActorError,
     CompileError,
@@ -15,6 +16,7 @@ from ._errors import (
 )
 from ._ports import Input, Memory, Output, Port
 from ._program import Group, Program
+from ._runtime import Runtime
 from ._script import call_script
 from ._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
 
@@ -25,6 +27,7 @@ __all__ = [
     "CompileError",
     "DeclarationError",
     "ExployDslError",
+    "FileContract",
     "FileContractError",
     "Group",
     "Input",
@@ -33,14 +36,18 @@ __all__ = [
     "Output",
     "Port",
     "Program",
+    "Runtime",
     "RuntimeInputError",
     "StageError",
     "StageGraph",
     "Term",
     "TracedProgram",
+    "Wire",
     "__version__",
     "call_script",
+    "load_model",
     "op",
+    "read_contract",
     "term",
     "trace",
 ]

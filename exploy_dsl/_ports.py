@@ -57,7 +57,7 @@ def normalize_shape(shape: object, what: str) -> tuple[int, ...]:
                 f"{what} has shape {shape!r}: every dimension must be a static int >= 1 "
                 f"(got {d!r}). Fix: exploy's controller needs static shapes; use fixed sizes."
             )
-    return tuple(int(d) for d in dims)
+    return tuple(int(d) for d in dims)  # type: ignore[call-overload]
 
 
 def normalize_metadata(metadata: object, what: str) -> dict[str, Any] | None:
@@ -163,10 +163,13 @@ def normalize_init(
         try:
             raw = np.asarray(init)
         except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's value
-            raise DeclarationError(f"{what} initial value cannot be read as an array: {exc}") from None
+            raise DeclarationError(
+                f"{what} initial value cannot be read as an array: {exc}"
+            ) from None
         if raw.dtype.kind not in "biuf":
             raise DeclarationError(
-                f"{what} initial value has dtype {raw.dtype}; expected numbers for a {dtype} memory."
+                f"{what} initial value has dtype {raw.dtype}; "
+                f"expected numbers for a {dtype} memory."
             )
         if dtype != "float32" and raw.dtype.kind == "f" and not np.all(np.round(raw) == raw):
             raise DeclarationError(

@@ -229,10 +229,8 @@ class Program:
     @overload
     def observations(self, fn: F, /) -> F: ...
     @overload
-    def observations(
-        self, *, clip: tuple[float, float] | None = None
-    ) -> Callable[[F], F]: ...
-    def observations(
+    def observations(self, *, clip: tuple[float, float] | None = None) -> Callable[[F], F]: ...
+    def observations(  # type: ignore[misc]
         self, fn: F | None = None, /, *, clip: tuple[float, float] | None = None
     ) -> F | Callable[[F], F]:
         """Decorate ``fn(v) -> [(term_name, value), ...]``; terms are concatenated in order.

@@ -11,15 +11,18 @@ import numpy
 import onnx
 import spox
 
-_LIBRARY_DIRS = tuple(
-    os.path.dirname(os.path.abspath(mod.__file__ or ""))
-    for mod in (spox, onnx, numpy)
-) + (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(os.__file__))
+_LIBRARY_DIRS = (
+    *(os.path.dirname(os.path.abspath(mod.__file__ or "")) for mod in (spox, onnx, numpy)),
+    os.path.dirname(os.path.abspath(__file__)),
+    os.path.dirname(os.__file__),
+)
 
 
 def _is_library(filename: str) -> bool:
     path = os.path.abspath(filename)
-    return path.startswith(_LIBRARY_DIRS) or "site-packages" in path or filename.startswith("<frozen")
+    return (
+        path.startswith(_LIBRARY_DIRS) or "site-packages" in path or filename.startswith("<frozen")
+    )
 
 
 def user_frame(tb: TracebackType | None) -> tuple[str, int, str] | None:
@@ -38,5 +41,7 @@ def describe(tb: TracebackType | None, fallback: str) -> str:
     if frame is None:
         return fallback
     filename, lineno, source = frame
-    shown = os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
+    shown = (
+        os.path.relpath(filename) if not os.path.relpath(filename).startswith("..") else filename
+    )
     return f"{shown}:{lineno} (`{source}`)" if source else f"{shown}:{lineno}"

@@ -133,7 +133,7 @@ def _call(stage: Stage, values: Values, *extra: Var) -> Any:
         except ExployDslError as exc:
             where = describe(exc.__traceback__, stage.location)
             raise type(exc)(f"{stage.label} at {where}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - anything a user function raises is theirs
+        except Exception as exc:
             where = describe(exc.__traceback__, stage.location)
             message = " ".join(str(exc).split())
             raise StageError(
@@ -181,8 +181,10 @@ def _trace_observations(
             if clip is not None:
                 var = op.clip(var, op.const(np.float32(clip[0])), op.const(np.float32(clip[1])))
             if scale is not None:
-                factor = np.asarray(scale, np.float32).reshape(1, -1) if len(scale) > 1 else scale[0]
-                var = var * factor
+                factor = (
+                    np.asarray(scale, np.float32).reshape(1, -1) if len(scale) > 1 else scale[0]
+                )
+                var = var * factor  # type: ignore[operator]
             parts.append(var)
             terms.append(ObsTerm(t.name, start, size, scale, clip))
             start += size
@@ -221,9 +223,15 @@ def _term_var(program: Program, t: Term, stage: Stage) -> Var:
             "Fix: op.cast(x, to=np.float32)."
         )
     shape = tensor.shape
-    if shape is None or len(shape) != 2 or shape[0] != program.batch or not isinstance(shape[1], int):
+    if (
+        shape is None
+        or len(shape) != 2
+        or shape[0] != program.batch
+        or not isinstance(shape[1], int)
+    ):
         raise StageError(
-            f"{context} has shape {_fmt_shape(shape)}; expected [{program.batch}, n] with a static n. "
+            f"{context} has shape {_fmt_shape(shape)}; "
+            f"expected [{program.batch}, n] with a static n. "
             "Fix: reshape the term, e.g. op.reshape(x, op.const(np.array([1, -1])))."
         )
     return var
@@ -311,14 +319,17 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
         return constant_like(np.array(broadcast), port.np_dtype, context)
     tensor = value.unwrap_tensor()
     if np.dtype(tensor.dtype) != port.np_dtype:
+        np_name = "bool_" if port.dtype == "bool" else port.dtype
         raise StageError(
             f"{context}: value has dtype {np.dtype(tensor.dtype)}, the {port.kind} is "
-            f"{port.dtype}. Fix: op.cast(x, to=np.{port.dtype if port.dtype != 'bool' else 'bool_'})."
+            f"{port.dtype}. Fix: op.cast(x, to=np.{np_name})."
         )
     shape = tensor.shape
     expected = port.file_shape
-    if shape is None or len(shape) != len(expected) or any(
-        isinstance(d, int) and d != e for d, e in zip(shape, expected, strict=True)
+    if (
+        shape is None
+        or len(shape) != len(expected)
+        or any(isinstance(d, int) and d != e for d, e in zip(shape, expected, strict=True))
     ):
         raise StageError(
             f"{context}: value has shape {_fmt_shape(shape)}, the {port.kind} is declared "
@@ -334,20 +345,17 @@ def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> Stage
     wrapped = {name: op.identity(var) for name, var in outputs.items()}
     try:
         model = spox.build(inputs=args, outputs=wrapped)
-    except Exception as exc:  # noqa: BLE001 - spox reports captured outside values this way
+    except Exception as exc:
         raise StageError(
             f"{stage.label} ({stage.location}) cannot be built: {' '.join(str(exc).split())}. "
             "A stage may only use values read from `v` (and `actions`) plus constants; a Var "
             "kept from another stage or a previous trace cannot be captured."
         ) from exc
     model.graph.name = stage.kind
-    return StageGraph(
-        stage.kind, stage.label, stage.location, model, tuple(args), tuple(outputs)
-    )
+    return StageGraph(stage.kind, stage.label, stage.location, model, tuple(args), tuple(outputs))
 
 
 def _fmt_shape(shape: object) -> str:
     if shape is None:
         return "unknown"
     return "[" + ", ".join("?" if not isinstance(d, int) else str(d) for d in shape) + "]"  # type: ignore[attr-defined]
-
