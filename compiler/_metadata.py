@@ -34,7 +34,9 @@ def metadata(
         "obs_term_names": to_json([t.name for t in traced.obs_terms]),
     }
     for key, value in program.metadata.items():
-        props[key] = to_json(value)
+        # exploy's exporter writes environment metadata strings as they are (env_name = Env)
+        # and everything else as JSON (base_names = {"robot": "base"}).
+        props[key] = value if isinstance(value, str) else to_json(value)
     if model_source is not None:
         props["model_source"] = to_json(model_source)
     for group in program.groups:
