@@ -63,7 +63,11 @@ class _FallbackNode:
         self._evaluator = ReferenceEvaluator(single)
 
     def __call__(self, *args: Any) -> list[Any]:
-        return list(self._evaluator.run(None, dict(zip(self.input_names, args, strict=True))))
+        feeds = {
+            name: np.asarray(value) if isinstance(value, np.generic) else value
+            for name, value in zip(self.input_names, args, strict=True)
+        }
+        return list(self._evaluator.run(None, feeds))
 
     def __repr__(self) -> str:
         return f"_FallbackNode({self.op_type!r})"
@@ -281,8 +285,9 @@ class GraphInterpreter:
         if multi:
             outputs = [name or f"\0unused:{label}:{i}" for i, name in enumerate(outputs)]
         step = _Step(fn, tuple(inputs), tuple(outputs), attrs, multi, label)
-        if node.op_type == "Constant" or (self._fold and all(n in known for n in inputs)):
-            values = self._try_fold(step, known)
+        is_constant = node.op_type == "Constant"
+        if is_constant or (self._fold and all(n in known for n in inputs)):
+            values = self._try_fold(step, known, required=is_constant)
             if values is not None:
                 known.update(zip(outputs, values, strict=True))
                 return None
@@ -298,16 +303,23 @@ class GraphInterpreter:
             return legacy[1]
         return OPS[node.op_type]
 
-    def _try_fold(self, step: _Step, known: Mapping[str, Any]) -> list[Any] | None:
+    @staticmethod
+    def _try_fold(
+        step: _Step, known: Mapping[str, Any], *, required: bool = False
+    ) -> list[Any] | None:
+        """Evaluate a step at plan time; None if it fails or its result is too big to keep.
+
+        ``required`` steps (``Constant`` nodes) are always folded and raise on failure.
+        """
         try:
             with np.errstate(all="ignore"):
                 result = step.fn(*[known[n] for n in step.inputs], **step.attrs)
         except Exception as exc:
-            if step.fn is OPS["Constant"]:
+            if required:
                 raise GraphInterpreterError(f"{step.label} failed: {exc}") from exc
             return None  # report the problem at run time, with the real feeds
         values = list(result) if step.multi else [result]
-        if any(np.size(v) > _FOLD_MAX_ELEMENTS for v in values):
+        if not required and any(np.size(v) > _FOLD_MAX_ELEMENTS for v in values):
             return None
         return [_readonly(np.asarray(v) if isinstance(v, np.generic) else v) for v in values]
 
@@ -327,7 +339,7 @@ class GraphInterpreter:
         outputs = tuple(name for name in node.output if name)
         step = _Step(fallback, tuple(names), outputs, {}, True, label)
         if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
-            values = self._try_fold(step, known)
+            values = self._try_fold(step, known, required=True)
             if values is not None:
                 known.update(zip(outputs, values, strict=True))
                 return None

@@ -67,10 +67,11 @@ def _variadic(fn: Callable[[Any, Any], Any]) -> Op:
 
 
 def _div(a: Array, b: Array) -> Any:
-    if np.result_type(a, b).kind not in "iu":
+    kind = np.result_type(a, b).kind
+    if kind not in "iu":
         return np.divide(a, b)
     q = np.floor_divide(a, b)
-    if np.result_type(a, b).kind == "i":
+    if kind == "i":
         # ONNX (like C) truncates integer division toward zero; NumPy floors.
         q = q + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0)))
     return q
@@ -91,10 +92,6 @@ def _pow(x: Array, y: Array) -> Any:
         return np.power(x, y.astype(x.dtype, copy=False))
     # Integer base with a float or negative exponent: compute in double, cast back (truncating).
     return np.power(x.astype(np.float64), y.astype(np.float64)).astype(x.dtype)
-
-
-def _reciprocal(x: Array) -> Any:
-    return np.reciprocal(x)
 
 
 def _mean(*inputs: Array) -> Any:
@@ -278,7 +275,8 @@ def _reducer(kernel: Callable[[Array, tuple[int, ...] | None, bool], Any]) -> Op
         data = np.asarray(data)
         ax = _reduce_axes(axes, data.ndim)
         if ax is None and noop_with_empty_axes:
-            return data
+            # No reduction, but the elementwise part still applies (ReduceL1 acts as Abs, ...).
+            ax = ()
         return kernel(data, ax, bool(keepdims))
 
     return op
@@ -368,6 +366,9 @@ def _concat(*inputs: Array, axis: int) -> Any:
     return np.concatenate(inputs, axis=axis)
 
 
+_INT_MAX_ENDS = frozenset({2**31 - 1, 2**63 - 1})
+
+
 def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = None) -> Any:
     data = np.asarray(data)
     rank = data.ndim
@@ -382,7 +383,12 @@ def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = N
         if step == 0:
             raise ValueError("Slice step cannot be 0")
         start = start + dim if start < 0 else start
-        end = end + dim if end < 0 else end
+        if end in _INT_MAX_ENDS:
+            # onnxruntime reads an INT_MAX end as "to the end in the step's direction" (numpy's
+            # None), also for negative steps where the spec's clamping would stop at dim - 1.
+            end = dim if step > 0 else -1
+        elif end < 0:
+            end = end + dim
         if step > 0:
             start = min(max(start, 0), dim)
             end = min(max(end, 0), dim)
@@ -578,57 +584,41 @@ def _non_zero(x: Array) -> Any:
     return np.asarray(np.nonzero(x), dtype=np.int64)
 
 
-def _unary(fn: Any) -> Op:
-    def op(x: Array) -> Any:
-        return fn(x)
-
-    op.__name__ = getattr(fn, "__name__", "unary")
-    return op
-
-
-def _binary(fn: Any) -> Op:
-    def op(a: Array, b: Array) -> Any:
-        return fn(a, b)
-
-    op.__name__ = getattr(fn, "__name__", "binary")
-    return op
-
-
 OPS: dict[str, Op] = {
     # arithmetic
-    "Add": _binary(np.add),
-    "Sub": _binary(np.subtract),
-    "Mul": _binary(np.multiply),
+    "Add": np.add,
+    "Sub": np.subtract,
+    "Mul": np.multiply,
     "Div": _div,
     "Mod": _mod,
     "Pow": _pow,
-    "Neg": _unary(np.negative),
-    "Abs": _unary(np.abs),
-    "Sqrt": _unary(np.sqrt),
-    "Exp": _unary(np.exp),
-    "Log": _unary(np.log),
-    "Reciprocal": _reciprocal,
-    "Floor": _unary(np.floor),
-    "Ceil": _unary(np.ceil),
-    "Round": _unary(np.round),
-    "Sign": _unary(np.sign),
+    "Neg": np.negative,
+    "Abs": np.abs,
+    "Sqrt": np.sqrt,
+    "Exp": np.exp,
+    "Log": np.log,
+    "Reciprocal": np.reciprocal,
+    "Floor": np.floor,
+    "Ceil": np.ceil,
+    "Round": np.rint,  # round half to even, like ONNX
+    "Sign": np.sign,
     "Sum": _variadic(np.add),
     "Mean": _mean,
     "Min": _variadic(np.minimum),
     "Max": _variadic(np.maximum),
     # trigonometry and friends
-    "Sin": _unary(np.sin),
-    "Cos": _unary(np.cos),
-    "Tan": _unary(np.tan),
-    "Asin": _unary(np.arcsin),
-    "Acos": _unary(np.arccos),
-    "Atan": _unary(np.arctan),
-    "Sinh": _unary(np.sinh),
-    "Cosh": _unary(np.cosh),
-    "Tanh": _unary(np.tanh),
-    "Asinh": _unary(np.arcsinh),
-    "Acosh": _unary(np.arccosh),
-    "Atanh": _unary(np.arctanh),
+    "Sin": np.sin,
+    "Cos": np.cos,
+    "Tan": np.tan,
+    "Asin": np.arcsin,
+    "Acos": np.arccos,
+    "Atan": np.arctan,
+    "Sinh": np.sinh,
+    "Cosh": np.cosh,
+    "Tanh": np.tanh,
+    "Asinh": np.arcsinh,
+    "Acosh": np.arccosh,
+    "Atanh": np.arctanh,
     "Erf": _erf,
     # activations
     "Sigmoid": _sigmoid,
@@ -643,17 +633,17 @@ OPS: dict[str, Op] = {
     "Softmax": _softmax,
     "LogSoftmax": _log_softmax,
     # comparison and logic
-    "Equal": _binary(np.equal),
-    "Less": _binary(np.less),
-    "LessOrEqual": _binary(np.less_equal),
-    "Greater": _binary(np.greater),
-    "GreaterOrEqual": _binary(np.greater_equal),
-    "Not": _unary(np.logical_not),
-    "And": _binary(np.logical_and),
-    "Or": _binary(np.logical_or),
-    "Xor": _binary(np.logical_xor),
+    "Equal": np.equal,
+    "Less": np.less,
+    "LessOrEqual": np.less_equal,
+    "Greater": np.greater,
+    "GreaterOrEqual": np.greater_equal,
+    "Not": np.logical_not,
+    "And": np.logical_and,
+    "Or": np.logical_or,
+    "Xor": np.logical_xor,
     "Where": _where,
-    "IsNaN": _unary(np.isnan),
+    "IsNaN": np.isnan,
     "IsInf": _is_inf,
     # reductions
     "ReduceSum": _reducer(_sum_kernel),
@@ -714,6 +704,8 @@ def _signature(fn: Op) -> inspect.Signature:
 
 def supports(fn: Op, op_type: str, n_inputs: int, attrs: Mapping[str, Any]) -> bool:
     """Whether ``fn`` (the table entry for ``op_type``) accepts these inputs and attributes."""
+    if isinstance(fn, np.ufunc):  # plain elementwise entries take no attributes
+        return n_inputs == fn.nin and not attrs
     params = list(_signature(fn).parameters.values())
     variadic = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
     positional = [

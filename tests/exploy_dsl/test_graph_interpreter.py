@@ -10,6 +10,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from exploy_dsl._graph_interpreter import GraphInterpreter, GraphInterpreterError
@@ -19,16 +21,21 @@ RTOL = 1e-6
 ATOL = 1e-6
 IR_VERSION = 10  # onnxruntime 1.31 reads IR <= 13; opsets 6-22 all fit in IR 10
 
-REQUIRED_OPS = (
+
+def words(text: str) -> list[str]:
+    return text.split()
+
+
+REQUIRED_OPS = words(
     "Add Sub Mul Div Neg Abs Sqrt Exp Log Pow Sin Cos Tanh Sigmoid Relu Elu Clip Min Max Concat "
     "Slice Gather Reshape Squeeze Unsqueeze Transpose Expand Where Equal Less Greater Not And Or "
     "Cast Constant Identity MatMul Gemm ReduceSum ReduceMean Softmax"
-).split()
-EXTRA_OPS = (
+)
+EXTRA_OPS = words(
     "Mod Floor Ceil Round Sign Reciprocal Shape Size LessOrEqual GreaterOrEqual Xor Flatten Tile "
     "ConstantOfShape Range LeakyRelu Selu Softplus ReduceMax ReduceMin ReduceProd ArgMax ArgMin "
     "Atan Asin Acos Tan Sinh Cosh Erf HardSigmoid Einsum Split CumSum"
-).split()
+)
 
 _rng = np.random.default_rng(20240601)
 
@@ -64,7 +71,7 @@ class Case:
 def case(
     op: str,
     *inputs: tuple[str, np.ndarray[Any, Any] | None],
-    id: str = "",  # noqa: A002
+    id: str = "",
     opset: int = 20,
     n_outputs: int = 1,
     consts: Sequence[str] = (),
@@ -220,7 +227,9 @@ CASES: list[Case] = [
         id="both",
     ),
     case("Clip", ("x", X23), id="no-bounds"),
-    case("Clip", ("x", INT_A), ("min", scalar(-3, np.int64)), ("max", scalar(4, np.int64)), id="int"),
+    case(
+        "Clip", ("x", INT_A), ("min", scalar(-3, np.int64)), ("max", scalar(4, np.int64)), id="int"
+    ),
     case("Clip", ("x", X23), id="opset6-attrs", opset=6, min=-0.25, max=0.75),
     case("Softmax", ("x", X234), id="default-axis"),
     case("Softmax", ("x", X234), id="axis0", axis=0),
@@ -269,12 +278,27 @@ CASES: list[Case] = [
         id="int-value",
         value=helper.make_tensor("value", TensorProto.INT64, [1], [7]),
     ),
-    case("Range", ("start", scalar(1.0, np.float32)), ("limit", scalar(4.2, np.float32)),
-         ("delta", scalar(0.5, np.float32)), id="float"),
-    case("Range", ("start", scalar(10, np.int64)), ("limit", scalar(-3, np.int64)),
-         ("delta", scalar(-4, np.int64)), id="int-negative-delta"),
-    case("Range", ("start", scalar(5, np.int32)), ("limit", scalar(2, np.int32)),
-         ("delta", scalar(1, np.int32)), id="empty"),
+    case(
+        "Range",
+        ("start", scalar(1.0, np.float32)),
+        ("limit", scalar(4.2, np.float32)),
+        ("delta", scalar(0.5, np.float32)),
+        id="float",
+    ),
+    case(
+        "Range",
+        ("start", scalar(10, np.int64)),
+        ("limit", scalar(-3, np.int64)),
+        ("delta", scalar(-4, np.int64)),
+        id="int-negative-delta",
+    ),
+    case(
+        "Range",
+        ("start", scalar(5, np.int32)),
+        ("limit", scalar(2, np.int32)),
+        ("delta", scalar(1, np.int32)),
+        id="empty",
+    ),
     # linear algebra
     case("MatMul", ("a", X23), ("b", f32(3, 4)), id="2d"),
     case("MatMul", ("a", X234), ("b", f32(4, 5)), id="batched"),
@@ -309,6 +333,7 @@ CASES: list[Case] = [
     case("ReduceMean", ("x", X234), ("axes", i64(-1)), id="axes-input"),
     case("ReduceMean", ("x", X234), ("axes", i64(0, 2)), id="no-keepdims", keepdims=0),
     case("ReduceMean", ("x", X234), id="all"),
+    case("ReduceMean", ("x", INT_A.reshape(2, 4).astype(np.int32)), ("axes", i64(1)), id="int32"),
     case("ReduceMean", ("x", X234), id="opset13-axes-attr", opset=13, axes=[1]),
     case("ReduceMean", ("x", X234), id="opset13-all", opset=13, keepdims=0),
     case("ReduceMax", ("x", X234), ("axes", i64(1)), id="axes-input"),
@@ -319,6 +344,9 @@ CASES: list[Case] = [
     case("ReduceProd", ("x", X234), ("axes", i64(2)), id="axes-input"),
     case("ReduceProd", ("x", INT_A.reshape(2, 4)), id="int64-all", keepdims=0),
     case("ReduceL1", ("x", X234), ("axes", i64(1))),
+    # noop_with_empty_axes skips the reduction but keeps the elementwise part (Abs, Square, ...)
+    case("ReduceL1", ("x", X234), id="noop-is-abs", noop_with_empty_axes=1),
+    case("ReduceSumSquare", ("x", X234), id="noop-is-square", noop_with_empty_axes=1),
     case("ReduceL2", ("x", X234), ("axes", i64(1))),
     case("ReduceSumSquare", ("x", X234), ("axes", i64(1))),
     case("ReduceLogSum", ("x", POS), ("axes", i64(1))),
@@ -431,7 +459,9 @@ CASES: list[Case] = [
     case("Split", ("x", f32(7, 2)), ("split", i64(2, 4, 1)), id="split-input", n_outputs=3),
     case("Split", ("x", f32(2, 7)), id="num-outputs-uneven", axis=1, num_outputs=3, n_outputs=3),
     case("Split", ("x", f32(6, 2)), id="opset13-equal", opset=13, n_outputs=3),
-    case("Split", ("x", f32(2, 5)), id="opset11-attr", opset=11, axis=-1, split=[3, 2], n_outputs=2),
+    case(
+        "Split", ("x", f32(2, 5)), id="opset11-attr", opset=11, axis=-1, split=[3, 2], n_outputs=2
+    ),
     case("Shape", ("x", X234), id="full"),
     case("Shape", ("x", X234), id="start-end", start=1, end=-1),
     case("Shape", ("x", X234), id="negative-start", start=-2),
@@ -510,8 +540,14 @@ def test_float_dtype_is_preserved(op: str, attrs: dict[str, Any], dtype: Any) ->
         ("Pow", {"x": f32(3, low=0.5), "y": i64(1, 2, 3)}),
         ("Add", {"x": f32(3), "y": scalar(1.5, np.float32)}),
         ("Gemm", {"x": f32(2, 3), "y": f32(3, 2)}),
-        ("Range", {"x": scalar(0.0, np.float32), "y": scalar(1.0, np.float32),
-                   "z": scalar(0.25, np.float32)}),
+        (
+            "Range",
+            {
+                "x": scalar(0.0, np.float32),
+                "y": scalar(1.0, np.float32),
+                "z": scalar(0.25, np.float32),
+            },
+        ),
     ],
     ids=["pow-double-exponent", "pow-int-exponent", "add-scalar", "gemm", "range"],
 )
@@ -521,6 +557,107 @@ def test_float32_results_stay_float32(op: str, inputs: dict[str, Any]) -> None:
     assert out.dtype == np.float32
     if op != "Pow" or inputs["y"].dtype != np.float64:
         assert_matches_ort(model, feeds)
+
+
+# --- property tests against onnxruntime ---------------------------------------------------------
+
+_BOUNDS = st.one_of(st.integers(-7, 7), st.sampled_from([BIG, -BIG, int(np.iinfo(np.int64).min)]))
+
+
+@st.composite
+def slice_specs(
+    draw: st.DrawFn,
+) -> tuple[tuple[int, ...], list[int], list[int], list[int], list[int]]:
+    rank = draw(st.integers(1, 3))
+    shape = tuple(draw(st.lists(st.integers(0, 5), min_size=rank, max_size=rank)))
+    axes = draw(
+        st.lists(
+            st.integers(-rank, rank - 1), min_size=1, max_size=rank, unique_by=lambda a: a % rank
+        )
+    )
+    starts = [draw(_BOUNDS) for _ in axes]
+    ends = [draw(_BOUNDS) for _ in axes]
+    steps = [draw(st.sampled_from([-3, -2, -1, 1, 2, 3])) for _ in axes]
+    return shape, starts, ends, axes, steps
+
+
+@settings(max_examples=150, deadline=None)
+@given(spec=slice_specs())
+def test_slice_matches_onnxruntime(
+    spec: tuple[tuple[int, ...], list[int], list[int], list[int], list[int]],
+) -> None:
+    shape, starts, ends, axes, steps = spec
+    x = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    c = case(
+        "Slice",
+        ("x", x),
+        ("starts", i64(*starts)),
+        ("ends", i64(*ends)),
+        ("axes", i64(*axes)),
+        ("steps", i64(*steps)),
+    )
+    model, feeds = make_single_node_model(c)
+    assert_matches_ort(model, feeds)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    op=st.sampled_from([("Div", {}), ("Mod", {}), ("Mod", {"fmod": 1})]),
+    dtype=st.sampled_from([np.int32, np.int64]),
+    pairs=st.lists(
+        st.tuples(st.integers(-1000, 1000), st.integers(-50, 50).filter(bool)),
+        min_size=1,
+        max_size=12,
+    ),
+)
+def test_integer_division_matches_onnxruntime(
+    op: tuple[str, dict[str, Any]], dtype: Any, pairs: list[tuple[int, int]]
+) -> None:
+    a = np.array([p[0] for p in pairs], dtype=dtype)
+    b = np.array([p[1] for p in pairs], dtype=dtype)
+    model, feeds = make_single_node_model(case(op[0], ("a", a), ("b", b), **op[1]))
+    assert_matches_ort(model, feeds)
+
+
+_REDUCE_OPS = [
+    "ReduceSum",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceSumSquare",
+    "ReduceLogSumExp",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    op=st.sampled_from(_REDUCE_OPS),
+    shape=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    data=st.data(),
+    keepdims=st.sampled_from([0, 1]),
+    noop=st.sampled_from([0, 1]),
+    dtype=st.sampled_from([np.float32, np.int64]),
+)
+def test_reductions_match_onnxruntime(
+    op: str, shape: list[int], data: st.DataObject, keepdims: int, noop: int, dtype: Any
+) -> None:
+    if dtype is np.int64 and op in ("ReduceL2", "ReduceLogSumExp"):
+        dtype = np.float32
+    rank = len(shape)
+    axes: list[int] = data.draw(
+        st.lists(st.integers(-rank, rank - 1), max_size=rank, unique_by=lambda a: a % rank)
+    )
+    explicit_empty_axes: bool = data.draw(st.booleans())
+    x = np.random.default_rng(rank).uniform(-3, 3, shape).astype(dtype)
+    inputs: list[tuple[str, np.ndarray[Any, Any] | None]] = [("x", x)]
+    if axes or explicit_empty_axes:
+        inputs.append(("axes", i64(*axes)))
+    c = case(op, *inputs, keepdims=keepdims, noop_with_empty_axes=noop)
+    model, feeds = make_single_node_model(c)
+    assert_matches_ort(model, feeds)
 
 
 # --- multi-node graphs ------------------------------------------------------------------------
@@ -569,7 +706,7 @@ def test_mlp_with_shape_arithmetic_matches_onnxruntime() -> None:
         n("Tanh", ["h2b"], ["action"]),
         n("Softmax", ["h2b"], ["probs"], axis=-1),
         n("ReduceMean", ["probs", "axes1"], ["mean_prob"], keepdims=0),
-        n("Constant", [], ["scale"], value=numpy_helper.from_array(np.float32(0.25))),
+        n("Constant", [], ["scale"], value=numpy_helper.from_array(scalar(0.25, np.float32))),
         n("Mul", ["action", "scale"], ["scaled"]),
     ]
     inits = {
@@ -774,6 +911,19 @@ def test_undefined_name_is_reported_at_construction() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     with pytest.raises(GraphInterpreterError, match="'ghost'"):
         GraphInterpreter(model)
+
+
+def test_sparse_constant_is_densified() -> None:
+    # onnxruntime hands back a SparseTensor object here, so compare with the dense expectation.
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.array([1.5, -2.0], np.float32), "values"),
+        numpy_helper.from_array(i64(1, 4), "indices"),
+        [2, 3],
+    )
+    model, _ = make_single_node_model(case("Constant", sparse_value=sparse))
+    out = GraphInterpreter(model).run({})["out"]
+    expected = np.array([[0, 1.5, 0], [0, -2.0, 0]], np.float32)
+    np.testing.assert_array_equal(out, expected, strict=True)
 
 
 def test_outputs_do_not_alias_constants() -> None:
