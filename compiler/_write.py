@@ -18,15 +18,27 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
             f"cannot write {str(target)!r}: folder {str(directory)!r} does not exist. "
             "Fix: create it first or choose another output path."
         )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    if target.is_dir():
+        raise CompileError(f"cannot write {str(target)!r}: it is a folder. Fix: name a file.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise CompileError(
+            f"cannot write {str(target)!r}: {exc.strerror or exc}. "
+            "Fix: choose a folder you can write to."
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise CompileError(
+                f"cannot write {str(target)!r}: {exc.strerror or exc}. Nothing was written."
+            ) from None
         raise
     return target
