@@ -22,6 +22,13 @@ from ._trace import TracedProgram, trace
 ActorFn = Callable[[np.ndarray], np.ndarray]
 
 
+def _written(output_name: str) -> str:
+    """Stage graph output ``memory.<name>.out`` carries the new value of ``memory.<name>``."""
+    if output_name.startswith("memory.") and output_name.endswith(".out"):
+        return output_name[: -len(".out")]
+    return output_name
+
+
 def actor_function(actor: object) -> ActorFn:
     """A NumPy function ``obs -> actions`` from a torch module, an ONNX model or a callable."""
     if isinstance(actor, onnx.ModelProto):
@@ -111,7 +118,8 @@ class ReferenceInterpreter:
 
     @staticmethod
     def _run(graph: GraphInterpreter, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return graph.run({name: env[name] for name in graph.input_names})
+        results = graph.run({name: env[name] for name in graph.input_names})
+        return {_written(name): value for name, value in results.items()}
 
     def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         missing = [k for k in self._inputs if k not in inputs]

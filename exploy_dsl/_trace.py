@@ -66,6 +66,16 @@ class StageGraph:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
 
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names, aligned with ``writes`` (see ``model_output_name``)."""
+        return tuple(model_output_name(w) for w in self.writes)
+
+
+def model_output_name(write: str) -> str:
+    """A stage graph output name: memory writes get ``.out`` so they never clash with reads."""
+    return f"{write}.out" if write.startswith("memory.") else write
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TracedProgram:
@@ -135,10 +145,23 @@ def _call(stage: Stage, values: Values, *extra: Var) -> Any:
             raise type(exc)(f"{stage.label} at {where}: {exc}") from None
         except Exception as exc:
             where = describe(exc.__traceback__, stage.location)
-            message = " ".join(str(exc).split())
-            raise StageError(
-                f"{stage.label} failed at {where}: {type(exc).__name__}: {message}"
-            ) from exc
+            raise StageError(f"{stage.label} failed at {where}: {_explain(exc)}") from exc
+
+
+_INFERENCE = re.compile(r"-- for (\w+): inputs \[(.*)\]")
+
+
+def _explain(exc: Exception) -> str:
+    """One line for an exception from user code; spox shape errors say op and input types."""
+    message = " ".join(str(exc).split())
+    match = _INFERENCE.search(message)
+    if type(exc).__name__ == "InferenceError" and match:
+        reason = message.split("[ShapeInferenceError]")[-1].split("--")[0].strip()
+        return (
+            f"{match.group(1)} cannot combine its inputs ({match.group(2)}): {reason}. "
+            "Fix: make the shapes agree (slice, reshape or expand one side)."
+        )
+    return f"{type(exc).__name__}: {message}"
 
 
 def _trace_observations(
@@ -342,7 +365,7 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
 def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> StageGraph:
     # Identity on every output keeps names distinct when one Var is written to two ports or
     # is an argument passed straight through.
-    wrapped = {name: op.identity(var) for name, var in outputs.items()}
+    wrapped = {model_output_name(name): op.identity(var) for name, var in outputs.items()}
     try:
         model = spox.build(inputs=args, outputs=wrapped)
     except Exception as exc:

@@ -56,10 +56,10 @@ class Values(Mapping[object, Var]):
         self._args: dict[str, Var] = {}
 
     def __getitem__(self, key: object) -> Var:
-        port = resolve(self._program, key, f"{self._label} reads")
+        port = resolve(self._program, key, f"v[{key!r}]")
         if isinstance(port, Output):
             raise StageError(
-                f"{self._label} reads output {port.name!r}; outputs are write-only. "
+                f"v[{key!r}] reads output {port.name!r}; outputs are write-only. "
                 "Fix: to use a value in a later tick, write it to a memory and read that."
             )
         name = graph_name(port)
