@@ -12,7 +12,13 @@ import onnx
 import onnx.inliner
 from onnx import numpy_helper
 
-from exploy_dsl._numpy_ops import LEGACY_OPS, MULTI_OUTPUT_OPS, OPS, supports
+from ._numpy_ops import (
+    LEGACY_OPS,
+    MULTI_OUTPUT_OPS,
+    OPS,
+    slice_with_constant_bounds,
+    supports,
+)
 
 __all__ = ["GraphInterpreter", "GraphInterpreterError"]
 
@@ -291,6 +297,11 @@ class GraphInterpreter:
             if values is not None:
                 known.update(zip(outputs, values, strict=True))
                 return None
+        if node.op_type == "Slice" and len(inputs) >= 3 and all(n in known for n in inputs[1:]):
+            # Observation pipelines slice with constant bounds; resolve them once, not per tick.
+            bounds = [known[n] for n in inputs[1:]]
+            slicer = slice_with_constant_bounds(*bounds)
+            return _Step(slicer, (inputs[0],), tuple(outputs), {}, False, label)
         return step
 
     def _table_op(self, node: onnx.NodeProto) -> Callable[..., Any] | None:

@@ -371,7 +371,29 @@ _INT_MAX_ENDS = frozenset({2**31 - 1, 2**63 - 1})
 
 def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = None) -> Any:
     data = np.asarray(data)
-    rank = data.ndim
+    return data[_slice_index(data.shape, starts, ends, axes, steps)]
+
+
+def slice_with_constant_bounds(
+    starts: Any, ends: Any, axes: Any = None, steps: Any = None
+) -> Callable[[Array], Any]:
+    """Slice whose bounds are constants: the index is worked out once per input shape."""
+    cache: dict[tuple[int, ...], tuple[slice, ...]] = {}
+
+    def run(data: Array) -> Any:
+        data = np.asarray(data)
+        index = cache.get(data.shape)
+        if index is None:
+            index = cache[data.shape] = _slice_index(data.shape, starts, ends, axes, steps)
+        return data[index]
+
+    return run
+
+
+def _slice_index(
+    shape: tuple[int, ...], starts: Any, ends: Any, axes: Any = None, steps: Any = None
+) -> tuple[slice, ...]:
+    rank = len(shape)
     start_list = _ints(starts)
     end_list = _ints(ends)
     axis_list = list(range(len(start_list))) if axes is None else _ints(axes)
@@ -379,7 +401,7 @@ def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = N
     index: list[slice] = [slice(None)] * rank
     for start, end, axis, step in zip(start_list, end_list, axis_list, step_list, strict=True):
         axis = axis + rank if axis < 0 else axis
-        dim = data.shape[axis]
+        dim = shape[axis]
         if step == 0:
             raise ValueError("Slice step cannot be 0")
         start = start + dim if start < 0 else start
@@ -398,7 +420,7 @@ def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = N
             end = min(max(end, -1), dim - 1)
             # Python would read end == -1 as "the last element"; ONNX means "before index 0".
             index[axis] = slice(start, end if end >= 0 else None, step)
-    return data[tuple(index)]
+    return tuple(index)
 
 
 def _gather(data: Array, indices: Array, axis: int = 0) -> Any:
