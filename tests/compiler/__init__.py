@@ -1,0 +1,1 @@
+"""Tests of the compiler package (stitching, metadata, CLI)."""

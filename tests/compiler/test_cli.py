@@ -1,0 +1,373 @@
+"""The ``exploy-dsl`` command line: compile and inspect, and one-line errors that exit 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+
+from compiler._cli import main
+from exploy_dsl import Runtime, read_contract
+from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
+
+QUADRUPED = str(EXAMPLES / "quadruped.py")
+TUTORIAL = str(EXAMPLES / "tutorial.py")
+
+
+def compile_ok(capsys: pytest.CaptureFixture[str], *args: str) -> onnx.ModelProto:
+    """Run ``exploy-dsl compile ARGS`` in process; it must succeed and say what it wrote."""
+    assert main(["compile", *args]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    (line,) = out.splitlines()
+    assert line.startswith("wrote ")
+    path = Path(line[len("wrote ") :])
+    assert path.is_file()
+    return onnx.load(str(path))
+
+
+def first_actions(model: onnx.ModelProto, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(obs, actions) of the first policy step on random inputs."""
+    runtime = Runtime(model)
+    inputs = random_feeds(runtime.contract.inputs, np.random.default_rng(seed))
+    out = runtime.step(inputs)
+    return out["obs"], out["actions"]
+
+
+def torch_actor(n_obs: int, n_actions: int) -> Any:
+    import torch
+
+    torch.manual_seed(5)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(n_obs, 8), torch.nn.Tanh(), torch.nn.Linear(8, n_actions)
+    )
+    return net.eval()
+
+
+def torch_forward(module: Any, obs: np.ndarray) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return module(torch.from_numpy(obs)).numpy()
+
+
+# -- compile ------------------------------------------------------------------------------------
+
+
+def test_compile_uses_the_programs_own_actor(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    out = tmp_path / "quadruped.onnx"
+    model = compile_ok(capsys, QUADRUPED, "-o", str(out))
+    onnx.checker.check_model(model, full_check=True)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["exploy_dsl.actor"]) == {
+        "source": "torch module Sequential (dynamo export)"
+    }
+    _, actions = first_actions(model)
+    assert actions.shape == (1, 12) and actions.any()
+
+
+def test_compile_with_an_onnx_actor(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, compiled: dict[str, Compiled]
+) -> None:
+    actor = tmp_path / "actor.onnx"
+    onnx.save(compiled["tutorial"].actor.model, str(actor))
+    model = compile_ok(capsys, TUTORIAL, "--actor", str(actor), "-o", str(tmp_path / "t.onnx"))
+    feeds = random_feeds(read_contract(model).inputs, np.random.default_rng(1))
+    feeds["ctx.step_count"] = np.array(0, np.int32)
+    got = run(session(model), feeds)
+    want = run(session(compiled["tutorial"].model), feeds)
+    for name, value in want.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
+
+
+def test_compile_with_a_module_saved_by_torch_save(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import torch
+
+    module = torch_actor(10, 2)
+    torch.save(module, tmp_path / "actor.pt")
+    model = compile_ok(
+        capsys, TUTORIAL, "--actor", str(tmp_path / "actor.pt"), "-o", str(tmp_path / "t.onnx")
+    )
+    obs, actions = first_actions(model)
+    np.testing.assert_allclose(actions, torch_forward(module, obs), atol=1e-5)
+
+
+def test_compile_with_a_torchscript_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import torch
+
+    module = torch_actor(48, 12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated in 2.13
+        torch.jit.save(torch.jit.script(module), str(tmp_path / "actor.pt"))
+    # The default exporter (dynamo) cannot take a ScriptModule: the TorchScript one is used.
+    model = compile_ok(
+        capsys, QUADRUPED, "--actor", str(tmp_path / "actor.pt"), "-o", str(tmp_path / "q.onnx")
+    )
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["exploy_dsl.actor"])["source"].endswith("(torchscript export)")
+    obs, actions = first_actions(model)
+    np.testing.assert_allclose(actions, torch_forward(module, obs), atol=1e-5)
+
+
+def test_compile_with_the_torchscript_exporter(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    model = compile_ok(
+        capsys, TUTORIAL, "--exporter", "torchscript", "-o", str(tmp_path / "t.onnx")
+    )
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["exploy_dsl.actor"])["source"].endswith("(torchscript export)")
+
+
+def test_compile_writes_program_name_dot_onnx_by_default(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    onnx.save(mlp_actor(10, 2).model, str(tmp_path / "actor.onnx"))
+    monkeypatch.chdir(tmp_path)
+    compile_ok(capsys, TUTORIAL, "--actor", "actor.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["actor.onnx", "tutorial.onnx"]
+
+
+def test_compile_takes_opset_and_ir_version(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    onnx.save(mlp_actor(48, 12).model, str(tmp_path / "actor.onnx"))
+    out = str(tmp_path / "q.onnx")
+    model = compile_ok(
+        capsys, QUADRUPED, "--actor", str(tmp_path / "actor.onnx"), "-o", out, "--opset", "19",
+        "--ir", "9",
+    )  # fmt: skip
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", 19)]
+    assert model.ir_version == 9
+    onnx.checker.check_model(model, full_check=True)
+
+
+# -- inspect ------------------------------------------------------------------------------------
+
+
+def test_inspect_prints_the_contract(
+    capsys: pytest.CaptureFixture[str], compiled: dict[str, Compiled]
+) -> None:
+    example = compiled["quadruped"]
+    assert main(["inspect", str(example.path)]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == f"file: {example.path}"
+    assert "opset 20, IR version 10" in out
+    assert "decimation: 4 (policy every 4 ticks)" in out
+    assert "sim_dt: 0.005 s, update_rate: 200.0 Hz, policy rate: 50 Hz" in out
+    for name, shape in [
+        ("ctx.step_count", "int32 []"),
+        ("obj.robot.joints.pos", "float32 [1, 12]"),
+        ("obj.robot.base.w_Q_b", "float32 [1, 4]"),
+        ("cmd.se2_velocity.base_velocity", "float32 [1, 3]"),
+        ("actions", "float32 [1, 12]"),
+        ("obs", "float32 [1, 48]"),
+        ("output.joint_targets.joint_pos.effort", "float32 [1, 12]"),
+    ]:
+        assert any(line.strip().startswith(f"{name}  {shape}") for line in lines), name
+    sections = [line for line in lines if not line.startswith(" ")]
+    assert [s.split(" ")[0] for s in sections[3:]] == ["inputs:", "outputs:", "memory", "metadata:"]
+    (target,) = [line for line in lines if "memory.joint_pos.processed_actions " in line]
+    assert "float32 [1, 12]  init [ 0.1,  0.8, -1.5, -0.1," in target
+    (last,) = [line for line in lines if line.strip().startswith("memory.actions ")]
+    assert "init [0., 0., 0.," in last
+    for prop in example.model.metadata_props:
+        assert f"  {prop.key} = {prop.value}" in lines, prop.key
+
+
+def test_inspect_of_a_tutorial_file(
+    capsys: pytest.CaptureFixture[str], compiled: dict[str, Compiled]
+) -> None:
+    assert main(["inspect", str(compiled["tutorial"].path)]) == 0
+    out = capsys.readouterr().out
+    assert "  bar_baz_group.bar  float32 [1, 2]" in out
+    assert "  memory.processed_actions  float32 [1, 2]  init [0., 0.]" in out
+    assert '  foo = {"description": "The foo tensor from the data source."}' in out
+
+
+# -- user errors: exit 2, one line, no traceback ------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def no_program(tmp: Path) -> list[str]:
+    return ["compile", str(write(tmp / "empty.py", "import exploy_dsl\nx = 1\n"))]
+
+
+def import_raises(tmp: Path) -> list[str]:
+    text = """\
+        import exploy_dsl
+
+        LIMITS = {"kp": 20.0}["kd"]
+    """
+    return ["compile", str(write(tmp / "broken.py", text))]
+
+
+def syntax_error(tmp: Path) -> list[str]:
+    return ["compile", str(write(tmp / "syntax.py", "def f(:\n    pass\n"))]
+
+
+def not_a_program(tmp: Path) -> list[str]:
+    return ["compile", str(write(tmp / "other.py", "program = 42\n"))]
+
+
+def broken_stage(tmp: Path) -> list[str]:
+    text = """\
+        from exploy_dsl import Program
+
+        program = Program("bad", decimation=2, sim_dt=0.01)
+        a = program.input("a", 2)
+        m = program.memory("m", 2)
+        o = program.output("o", 2)
+
+        @program.observations
+        def observations(v):
+            return [("a", v["aa"])]
+
+        @program.process_actions(n_actions=2)
+        def process(v, actions):
+            return {m: actions}
+
+        @program.apply_actions
+        def apply(v):
+            return {o: v[m]}
+    """
+    actor = tmp / "actor.onnx"
+    onnx.save(mlp_actor(2, 2).model, str(actor))
+    return ["compile", str(write(tmp / "stage.py", text)), "--actor", str(actor)]
+
+
+def onnx_actor(n_obs: int, n_actions: int) -> Callable[[Path], list[str]]:
+    def args(tmp: Path) -> list[str]:
+        onnx.save(mlp_actor(n_obs, n_actions).model, str(tmp / "actor.onnx"))
+        return ["compile", QUADRUPED, "--actor", str(tmp / "actor.onnx"), "-o", str(tmp / "q.onnx")]
+
+    return args
+
+
+def bad_suffix(tmp: Path) -> list[str]:
+    (tmp / "actor.txt").write_text("weights")
+    return ["compile", QUADRUPED, "--actor", str(tmp / "actor.txt"), "-o", str(tmp / "q.onnx")]
+
+
+def no_actor(tmp: Path) -> list[str]:
+    text = (EXAMPLES / "tutorial.py").read_text().split("def actor(")[0]
+    return ["compile", str(write(tmp / "no_actor.py", text))]
+
+
+def not_onnx(tmp: Path) -> list[str]:
+    return ["inspect", str(write(tmp / "policy.onnx", "not a model"))]
+
+
+ERRORS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
+    "missing program": (
+        lambda tmp: ["compile", str(tmp / "missing.py")],
+        r"program file '.*missing.py' does not exist",
+    ),
+    "missing file to inspect": (
+        lambda tmp: ["inspect", str(tmp / "missing.onnx")],
+        r"file '.*missing.onnx' does not exist",
+    ),
+    "no program": (no_program, r"empty.py defines no module-level `program`"),
+    "not a program": (not_a_program, r"`program` is a int, not an exploy_dsl.Program"),
+    "import raises": (import_raises, r"broken.py failed to import at .*broken.py:3 .*KeyError"),
+    "syntax error": (syntax_error, r"syntax.py:1: syntax error"),
+    "broken stage": (broken_stage, r"'aa' is not declared in program 'bad'.*Did you mean 'a'"),
+    "wrong observation size": (
+        onnx_actor(47, 12),
+        r"observation size mismatch: .* produces 48 values .* takes 47",
+    ),
+    "wrong action size": (onnx_actor(48, 4), r"actor .* outputs 4 values .* n_actions=12"),
+    "nonexistent actor": (
+        lambda tmp: ["compile", QUADRUPED, "--actor", str(tmp / "nope.onnx")],
+        r"actor file '.*nope.onnx' does not exist",
+    ),
+    "actor with a bad suffix": (bad_suffix, r"has suffix '.txt'; expected .onnx or .pt"),
+    "no actor at all": (no_actor, r"defines no actor\(\) and no --actor was given"),
+    "not an onnx file": (not_onnx, r"policy.onnx' is not a readable ONNX model"),
+    "output folder missing": (
+        lambda tmp: [*onnx_actor(48, 12)(tmp)[:-1], str(tmp / "build" / "q.onnx")],
+        r"cannot write '.*q.onnx': folder '.*build' does not exist",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(ERRORS))
+def test_a_user_error_is_one_line_and_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_args, match = ERRORS[case]
+    args = make_args(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith(f"exploy-dsl {args[0]}: error: ")
+    assert "Traceback" not in err
+    assert re.search(match, err), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+# -- the installed console script ---------------------------------------------------------------
+
+
+def console_script() -> str:
+    beside = Path(sys.executable).parent / "exploy-dsl"
+    found = str(beside) if beside.exists() else shutil.which("exploy-dsl")
+    assert found, "the exploy-dsl console script is not installed (pip install -e .)"
+    return found
+
+
+def test_the_console_script_compiles_and_inspects(tmp_path: Path) -> None:
+    onnx.save(mlp_actor(10, 2).model, str(tmp_path / "actor.onnx"))
+    out = tmp_path / "t.onnx"
+    done = subprocess.run(
+        [console_script(), "compile", TUTORIAL, "--actor", "actor.onnx", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {out}\n"
+    assert done.stderr == ""
+    assert read_contract(onnx.load(str(out))).decimation == 4
+
+
+def test_the_console_script_reports_a_user_error_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [console_script(), "compile", QUADRUPED, "--actor", "missing.onnx"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr == (
+        "exploy-dsl compile: error: actor file 'missing.onnx' does not exist. "
+        "Fix: check the path.\n"
+    )

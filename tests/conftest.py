@@ -1,0 +1,63 @@
+"""Session fixtures for what is expensive: the examples compiled once, torch exports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import onnx
+import pytest
+
+from compiler import compile_program
+from compiler._program_file import ProgramFile, load_program_file
+from tests._support import EXAMPLES, Compiled, MlpActor, mlp_actor
+
+# The seeded ONNX actors of the two reference programs (DESIGN.md section 5).
+ACTOR_SIZES = {"tutorial": (10, 2, 1), "quadruped": (48, 12, 2)}
+
+
+@pytest.fixture(scope="session")
+def example_programs() -> dict[str, ProgramFile]:
+    """The reference example files, each executed once for the session."""
+    return {name: load_program_file(EXAMPLES / f"{name}.py") for name in ACTOR_SIZES}
+
+
+@pytest.fixture(scope="session")
+def onnx_actors() -> dict[str, MlpActor]:
+    return {
+        name: mlp_actor(n_obs, n_act, seed) for name, (n_obs, n_act, seed) in ACTOR_SIZES.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def compiled(
+    example_programs: dict[str, ProgramFile],
+    onnx_actors: dict[str, MlpActor],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Compiled]:
+    """Both reference examples compiled with their ONNX actor, written to a session folder."""
+    folder = tmp_path_factory.mktemp("compiled")
+    result = {}
+    for name, loaded in example_programs.items():
+        path = folder / f"{name}.onnx"
+        model = compile_program(loaded.program, onnx_actors[name].model, output=path)
+        result[name] = Compiled(name, loaded, onnx_actors[name], model, path)
+    return result
+
+
+@pytest.fixture(scope="session")
+def torch_compiled(
+    example_programs: dict[str, ProgramFile],
+) -> Callable[[str, str], tuple[onnx.ModelProto, Any]]:
+    """``get(example, exporter)`` -> (model, torch module): each export is done once."""
+    cache: dict[tuple[str, str], tuple[onnx.ModelProto, Any]] = {}
+
+    def get(name: str, exporter: str) -> tuple[onnx.ModelProto, Any]:
+        if (name, exporter) not in cache:
+            loaded = example_programs[name]
+            module = loaded.default_actor()
+            model = compile_program(loaded.program, module, exporter=exporter)  # type: ignore[arg-type]
+            cache[name, exporter] = (model, module)
+        return cache[name, exporter]
+
+    return get

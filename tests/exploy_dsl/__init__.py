@@ -1,0 +1,1 @@
+"""Tests of the exploy_dsl package (authoring, tracing, runtime)."""

@@ -1,0 +1,87 @@
+"""The public API of both packages, pinned: a change here is a change users see."""
+
+from __future__ import annotations
+
+import types
+
+import pytest
+
+import compiler
+import exploy_dsl
+
+EXPLOY_DSL_API = [
+    "ActorError",
+    "CompileError",
+    "DeclarationError",
+    "ExployDslError",
+    "FileContract",
+    "FileContractError",
+    "Group",
+    "Input",
+    "Memory",
+    "ObsTerm",
+    "Output",
+    "Port",
+    "Program",
+    "ReferenceInterpreter",
+    "Runtime",
+    "RuntimeInputError",
+    "StageError",
+    "StageGraph",
+    "Term",
+    "TracedProgram",
+    "Wire",
+    "__version__",
+    "call_script",
+    "load_model",
+    "op",
+    "read_contract",
+    "term",
+    "trace",
+]
+COMPILER_API = [
+    "Actor",
+    "DEFAULT_IR_VERSION",
+    "DEFAULT_OPSET",
+    "InputStream",
+    "ParityReport",
+    "check_actor_sizes",
+    "check_parity",
+    "compile_program",
+    "load_actor",
+    "load_trace",
+    "random_stream",
+    "save_trace",
+    "write_atomic",
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"), [(exploy_dsl, EXPLOY_DSL_API), (compiler, COMPILER_API)]
+)
+def test_all_is_pinned(module: types.ModuleType, expected: list[str]) -> None:
+    assert sorted(module.__all__) == expected
+    assert len(set(module.__all__)) == len(module.__all__)
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"), [(exploy_dsl, EXPLOY_DSL_API), (compiler, COMPILER_API)]
+)
+def test_every_public_name_exists(module: types.ModuleType, expected: list[str]) -> None:
+    for name in expected:
+        assert hasattr(module, name), name
+
+
+def test_public_names_are_re_exported_from_private_modules() -> None:
+    for module in (exploy_dsl, compiler):
+        public = {
+            name
+            for name in vars(module)
+            if not name.startswith("_") and not isinstance(getattr(module, name), types.ModuleType)
+        }
+        assert public - {"annotations"} <= set(module.__all__), module.__name__
+
+
+def test_every_error_is_an_exploy_dsl_error() -> None:
+    errors = [getattr(exploy_dsl, n) for n in EXPLOY_DSL_API if n.endswith("Error")]
+    assert all(issubclass(e, exploy_dsl.ExployDslError) for e in errors)
