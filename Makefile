@@ -1,6 +1,6 @@
 # Two jobs, each sets itself up on a fresh machine (see README "Quick start").
 #   make demo  - install, compile the quadruped example, run it in onnxruntime, check parity
-#   make test  - install, lint, type-check, run the test suite
+#   make test  - install, lint, type-check, run the test suite and the old-onnxruntime check
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
@@ -22,14 +22,18 @@ demo: $(STAMP)
 	mkdir -p build
 	$(BIN)/exploy-dsl compile examples/quadruped.py -o build/quadruped.onnx
 	$(BIN)/exploy-dsl run build/quadruped.onnx --ticks 8
+	$(BIN)/exploy-dsl check build/quadruped.onnx examples/quadruped.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy exploy_dsl compiler
 
+# The last line runs a --target onnxruntime==1.16 file under onnxruntime 1.16.3 (its own venv in
+# build/compat/, no torch) and compares it with today's onnxruntime; it skips only offline.
 test: lint
 	$(PY) -m pytest -q
+	$(PY) tests/compat/old_onnxruntime.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

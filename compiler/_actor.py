@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import onnx
+import onnx.checker
+import onnx.shape_inference
 
 from exploy_dsl import ActorError
 
@@ -59,6 +61,13 @@ def load_actor(
 
 
 def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ActorError(
+            f"actor {source} is not a valid ONNX model: {' '.join(str(exc).split())[:500]}. "
+            "Fix: re-export the actor (onnx.checker.check_model(model, full_check=True) must pass)."
+        ) from None
     initializers = {init.name for init in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in initializers]
     outputs = list(model.graph.output)
@@ -97,6 +106,36 @@ def from_torch(
             f"torch actor {type(module).__name__} returns {type(out).__name__}; expected one "
             "tensor [1, n_actions]. Fix: wrap it so forward returns only the actions."
         )
+    if exporter == "dynamo" and isinstance(module, torch.jit.ScriptModule):
+        # torch.export (dynamo=True) cannot take a ScriptModule; the TorchScript exporter can.
+        exporter = "torchscript"
+    try:
+        model = _export(torch, module, example, opset, exporter)
+    except ActorError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the exporter refused the user's network
+        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise ActorError(
+            f"torch.onnx.export ({exporter}) cannot export actor {type(module).__name__}: "
+            f"{type(exc).__name__}: {first.strip()[:300]}. Fix: try the other exporter "
+            "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
+            ".onnx file."
+        ) from None
+    actor = from_onnx(model, f"torch module {type(module).__name__} ({exporter} export)")
+    return Actor(
+        actor.model,
+        actor.input_name,
+        actor.output_name,
+        actor.n_obs,
+        actor.n_actions,
+        actor.source,
+        module,
+    )
+
+
+def _export(
+    torch: Any, module: Any, example: Any, opset: int, exporter: Exporter
+) -> onnx.ModelProto:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
@@ -124,16 +163,7 @@ def from_torch(
                 output_names=["actions"],
             )
             model = onnx.load_from_string(buffer.getvalue())
-    actor = from_onnx(model, f"torch module {type(module).__name__} ({exporter} export)")
-    return Actor(
-        actor.model,
-        actor.input_name,
-        actor.output_name,
-        actor.n_obs,
-        actor.n_actions,
-        actor.source,
-        module,
-    )
+    return model
 
 
 @contextlib.contextmanager

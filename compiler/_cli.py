@@ -11,12 +11,12 @@ from collections.abc import Callable, Sequence
 
 from exploy_dsl import ExployDslError
 
-from . import _cmd_compile, _cmd_inspect, _cmd_run
+from . import _cmd_check, _cmd_compile, _cmd_diff, _cmd_explain, _cmd_inspect, _cmd_run
 from ._exit import EXIT_USAGE
 
 # Each module offers `register(subparsers)`; its parser sets `run` to a function returning
 # the exit code.
-COMMANDS = (_cmd_compile, _cmd_inspect, _cmd_run)
+COMMANDS = (_cmd_compile, _cmd_inspect, _cmd_run, _cmd_check, _cmd_diff, _cmd_explain)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,13 +9,17 @@ from typing import Any
 import onnx
 import onnx.checker
 import onnx.numpy_helper
+import onnx.shape_inference
 
 from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
 
 from ._actor import Actor, Exporter, load_actor
+from ._exploy_rules import check_program
 from ._metadata import metadata
-from ._opset import retarget
+from ._opset import Part, retarget
+from ._reproducible import export_date, strip_debug_info
 from ._stitch import stitch
+from ._targets import parse_target, resolve_versions
 from ._write import write_atomic
 
 DEFAULT_OPSET = 20
@@ -26,26 +30,59 @@ def compile_program(
     program: Program | TracedProgram,
     actor: object,
     *,
-    opset: int = DEFAULT_OPSET,
-    ir_version: int = DEFAULT_IR_VERSION,
+    opset: int | None = None,
+    ir_version: int | None = None,
+    target: str | None = None,
     exporter: Exporter = "dynamo",
     model_source: dict[str, Any] | None = None,
+    stamp: bool = False,
     output: str | os.PathLike[str] | None = None,
 ) -> onnx.ModelProto:
     """Trace, check sizes, stitch, add initializers and metadata, verify; optionally write.
 
-    The file is written only once everything succeeded, and atomically.
+    ``target="onnxruntime==1.16"`` picks the highest opset and IR version that onnxruntime
+    release runs (explicit ``opset``/``ir_version`` must not exceed them); without a target
+    they default to 20 and 10. The same program and actor give the same bytes; ``stamp``
+    adds the export date (the one thing that differs between runs). The file is written
+    only once everything succeeded, and atomically.
     """
+    chosen = parse_target(target) if target is not None else None
+    opset, ir_version = resolve_versions(
+        chosen, opset, ir_version, (DEFAULT_OPSET, DEFAULT_IR_VERSION)
+    )
     traced = program if isinstance(program, TracedProgram) else trace(program)
+    check_program(traced.program)
+    if model_source is not None and not isinstance(model_source, dict):
+        raise CompileError(
+            f"model_source must be a dict (stored as a JSON object), got "
+            f"{type(model_source).__name__}. Fix: e.g. model_source={{'run': 'wandb/abc123'}}."
+        )
     loaded = load_actor(
-        actor, n_obs=traced.n_obs, batch=traced.program.batch, opset=opset, exporter=exporter
+        actor,
+        n_obs=traced.n_obs,
+        batch=traced.program.batch,
+        opset=min(opset, DEFAULT_OPSET),
+        exporter=exporter,
     )
     check_actor_sizes(traced, loaded)
     model = stitch(traced, loaded)
-    model = retarget(model, traced, opset=opset, ir_version=ir_version)
+    parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
+    parts += [
+        Part(f"the actor ({loaded.source})", loaded.model),
+        Part("the compiler's two-mode switch (If/Mod/Equal)", model, recurse=False),
+    ]
+    model = retarget(model, parts, opset=opset, ir_version=ir_version, target=chosen)
+    strip_debug_info(model)
     for mem in traced.program.memories:
         model.graph.initializer.append(onnx.numpy_helper.from_array(mem.init, name=mem.wire_in))
-    for key, value in metadata(traced, loaded, model_source).items():
+    props = metadata(
+        traced,
+        loaded,
+        model_source,
+        stamp=export_date() if stamp else None,
+        target=chosen.spec if chosen is not None else None,
+    )
+    for key, value in props.items():
         model.metadata_props.add(key=key, value=value)
     model.producer_name = "exploy-dsl"
     import exploy_dsl
@@ -53,7 +90,7 @@ def compile_program(
     model.producer_version = exploy_dsl.__version__
     try:
         onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise CompileError(
             f"the compiled file for program {traced.program.name!r} fails onnx.checker "
             f"(opset {opset}, IR {ir_version}): {' '.join(str(exc).split())[:500]}"

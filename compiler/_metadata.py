@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,8 @@ import exploy_dsl
 from exploy_dsl import TracedProgram
 
 from ._actor import Actor
+from ._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
+from ._stage_summary import stage_summaries
 
 # The exploy file-contract version the files claim (exploy's controller reads it as JSON).
 EXPLOY_VERSION = "0.1.0"
@@ -22,9 +25,18 @@ def to_json(value: Any) -> str:
 
 
 def metadata(
-    traced: TracedProgram, actor: Actor, model_source: dict[str, Any] | None = None
+    traced: TracedProgram,
+    actor: Actor,
+    model_source: dict[str, Any] | None = None,
+    *,
+    stamp: str | None = None,
+    target: str | None = None,
 ) -> dict[str, str]:
-    """Every metadata key of the file, in a fixed order."""
+    """Every metadata key of the file, in a fixed order.
+
+    Nothing here depends on the clock, the machine or the process: ``stamp`` (the export
+    date, ``--stamp``) is the only opt-in exception.
+    """
     program = traced.program
     props: dict[str, str] = {
         "exploy_version": to_json(EXPLOY_VERSION),
@@ -39,6 +51,8 @@ def metadata(
         props[key] = value if isinstance(value, str) else to_json(value)
     if model_source is not None:
         props["model_source"] = to_json(model_source)
+    if stamp is not None:
+        props[STAMP_KEY] = stamp
     for group in program.groups:
         if group.metadata is not None:
             props[group.name] = to_json(group.metadata)
@@ -49,13 +63,34 @@ def metadata(
         if mem.metadata is not None:
             props[mem.metadata_key] = to_json(mem.metadata)
     props.update(_own_keys(traced, actor))
+    props.update(_provenance(traced, actor, target))
+    return props
+
+
+def _provenance(traced: TracedProgram, actor: Actor, target: str | None) -> dict[str, str]:
+    """Content hashes, tool versions and a readable record of the stages (for explain/diff)."""
+    props = {
+        "exploy_dsl.hashes": to_json(
+            {
+                "algorithm": "sha256",
+                "stages": stage_hashes(traced),
+                "actor_weights": weights_sha256(actor.model),
+            }
+        ),
+        "exploy_dsl.tools": to_json(tool_versions(actor)),
+        "exploy_dsl.stages": to_json(stage_summaries(traced)),
+    }
+    if target is not None:
+        props["exploy_dsl.target"] = to_json(target)
     return props
 
 
 def _shortest(values: np.ndarray) -> Any:
     """Array as nested lists; float32 values in their shortest repr (0.1, not 0.100000001)."""
     if values.dtype.kind == "f":
-        return np.vectorize(lambda x: float(str(x)), otypes=[object])(values).tolist()
+        # np.vectorize hands over Python floats (0.10000000149011612): round-trip the dtype's own.
+        kind = values.dtype.type
+        return np.vectorize(lambda x: float(str(kind(x))), otypes=[object])(values).tolist()
     return values.tolist()
 
 
@@ -93,5 +128,12 @@ def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
                 ],
             }
         ),
-        "exploy_dsl.actor": to_json({"source": actor.source}),
+        "exploy_dsl.actor": to_json({"source": _portable(actor.source)}),
     }
+
+
+def _portable(source: str) -> str:
+    """An actor file is recorded by its base name: a folder would differ between machines."""
+    if len(source) > 1 and source[0] == source[-1] and source[0] in "'\"":
+        return repr(os.path.basename(source[1:-1]))
+    return source

@@ -27,36 +27,18 @@ DEFAULT_POS = np.array(
 ACTION_SCALE = 0.25
 KP, KD, EFFORT_LIMIT = 20.0, 0.5, 25.0
 
-program = Program(
-    "quadruped", decimation=4, sim_dt=0.005, metadata={"base_names": {"robot": "base"}}
-)
-joints = program.group("obj.robot.joints", metadata={"joint_names": JOINT_NAMES})
-joint_pos = joints.input("pos", 12)
-joint_vel = joints.input("vel", 12)
-lin_vel = program.input("obj.robot.base.lin_vel_b_rt_w_in_b", 3)
-ang_vel = program.input("obj.robot.base.ang_vel_b_rt_w_in_b", 3)
-quat = program.input("obj.robot.base.w_Q_b", 4)  # (w, x, y, z)
-command = program.input(
-    "cmd.se2_velocity.base_velocity",
-    3,
-    metadata={
-        "ranges": {"lin_vel_x": [-1.0, 1.0], "lin_vel_y": [-0.5, 0.5], "ang_vel_z": [-1.0, 1.0]}
-    },
+program = Program("quadruped", decimation=4, sim_dt=0.005)
+# exploy's robot vocabulary: standard wire names plus the metadata its controller binds them by.
+joints = program.joints("robot", names=JOINT_NAMES)  # obj.robot.joints.{pos,vel}, joint_names
+base = program.base("robot", "base")  # obj.robot.base.{lin_vel..., ang_vel..., w_Q_b}, base_names
+command = program.se2_velocity_command(
+    "base_velocity",
+    ranges={"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)},
 )
 last_actions = program.memory("actions", 12)
 target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
-targets = program.group(
-    "output.joint_targets.joint_pos",
-    metadata={
-        "type": "joint_targets",
-        "names": JOINT_NAMES,
-        "stiffness": [0.0] * 12,
-        "damping": [0.0] * 12,
-    },
-)
-target_pos = targets.output("pos", 12)
-target_vel = targets.output("vel", 12)
-target_effort = targets.output("effort", 12)
+# The PD torque is computed in the graph at every tick, so exploy's own PD gains are zero.
+targets = program.joint_targets("joint_pos", names=JOINT_NAMES, stiffness=0.0, damping=0.0)
 
 
 def projected_gravity(q: Any) -> Any:
@@ -76,12 +58,12 @@ def projected_gravity(q: Any) -> Any:
 @program.observations(clip=(-100.0, 100.0))
 def observations(v: Any) -> list[Any]:
     return [
-        term("base_lin_vel", v[lin_vel], scale=2.0),
-        term("base_ang_vel", v[ang_vel], scale=0.25),
-        term("projected_gravity", projected_gravity(v[quat])),
+        term("base_lin_vel", v[base.lin_vel], scale=2.0),
+        term("base_ang_vel", v[base.ang_vel], scale=0.25),
+        term("projected_gravity", projected_gravity(v[base.orientation])),
         term("velocity_commands", v[command], scale=(2.0, 2.0, 0.25)),
-        term("joint_pos", v[joint_pos] - DEFAULT_POS),
-        term("joint_vel", v[joint_vel], scale=0.05),
+        term("joint_pos", v[joints.pos] - DEFAULT_POS),
+        term("joint_vel", v[joints.vel], scale=0.05),
         term("actions", v[last_actions]),
     ]
 
@@ -93,11 +75,11 @@ def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
 
 @program.apply_actions
 def apply_actions(v: Any) -> dict[Any, Any]:
-    torque = KP * (v[target] - v[joint_pos]) - KD * v[joint_vel]
+    torque = KP * (v[target] - v[joints.pos]) - KD * v[joints.vel]
     return {
-        target_pos: v[target],
-        target_vel: 0.0,
-        target_effort: op.clip(
+        targets.pos: v[target],
+        targets.vel: 0.0,
+        targets.effort: op.clip(
             torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))
         ),
     }

@@ -16,6 +16,7 @@ from ._errors import (
 )
 from ._ports import Input, Memory, Output, Port
 from ._program import Group, Program
+from ._reference import ReferenceInterpreter
 from ._runtime import Runtime
 from ._script import call_script
 from ._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
@@ -36,6 +37,7 @@ __all__ = [
     "Output",
     "Port",
     "Program",
+    "ReferenceInterpreter",
     "Runtime",
     "RuntimeInputError",
     "StageError",

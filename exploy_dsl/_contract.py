@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from ._errors import FileContractError
 
 STEP_COUNT = "ctx.step_count"
 REQUIRED_KEYS = ("exploy_version", "update_rate", "decimation", "sim_dt", "obs_term_names")
+_MAJOR_MINOR = re.compile(r"^\d+\.\d+")
 _DTYPES: dict[int, str] = {
     onnx.TensorProto.FLOAT: "float32",
     onnx.TensorProto.INT32: "int32",
@@ -100,18 +103,16 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
     decimation = _parse_number(metadata, "decimation", int, source)
     sim_dt = _parse_number(metadata, "sim_dt", float, source)
     update_rate = _parse_number(metadata, "update_rate", float, source)
-    if decimation < 1 or sim_dt <= 0 or update_rate <= 0:
+    if (
+        decimation < 1
+        or not (math.isfinite(sim_dt) and sim_dt > 0)
+        or not (math.isfinite(update_rate) and update_rate > 0)
+    ):
         raise FileContractError(
             f"{source} has decimation={decimation}, sim_dt={sim_dt}, update_rate={update_rate}; "
-            "expected decimation >= 1 and positive rates."
+            "expected decimation >= 1 and finite positive rates. Fix: recompile it."
         )
-    try:
-        json.loads(metadata["exploy_version"])
-    except json.JSONDecodeError:
-        raise FileContractError(
-            f"{source}: metadata key 'exploy_version' must be a JSON string (with quotes), got "
-            f"{metadata['exploy_version']!r}."
-        ) from None
+    _check_json_keys(metadata, source)
     initializers = {i.name: i for i in graph.initializer}
     wires_in = [_wire(v, source, "input") for v in graph.input]
     wires_out = [_wire(v, source, "output") for v in graph.output]
@@ -147,7 +148,15 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
                 f"{source}: memory {wire.name!r} has no initializer holding its initial value. "
                 "Fix: recompile it."
             )
-        initial[wire.name] = onnx.numpy_helper.to_array(init).astype(wire.np_dtype)
+        value = onnx.numpy_helper.to_array(init)
+        if value.shape != wire.shape or _DTYPES.get(init.data_type) != wire.dtype:
+            raise FileContractError(
+                f"{source}: the initial value of memory {wire.name!r} is "
+                f"{_DTYPES.get(init.data_type, 'dtype ' + str(init.data_type))}"
+                f"{list(value.shape)} but the wire is {wire.dtype}{list(wire.shape)}. "
+                "Fix: recompile it."
+            )
+        initial[wire.name] = value
     orphan_outs = [
         w.name
         for w in wires_out
@@ -181,6 +190,44 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
     )
 
 
+def _check_json_keys(metadata: dict[str, str], source: str) -> None:
+    """The keys exploy's controller (or our tools) parse as JSON, with the form they need."""
+    try:
+        version = json.loads(metadata["exploy_version"])
+    except json.JSONDecodeError:
+        version = None
+    if not isinstance(version, str) or not _MAJOR_MINOR.match(version):
+        raise FileContractError(
+            f"{source}: metadata key 'exploy_version' must be a JSON string (with quotes) "
+            f'starting with MAJOR.MINOR, e.g. "0.1.0", got {metadata["exploy_version"]!r}; '
+            "exploy's controller refuses the file otherwise. Fix: recompile it."
+        )
+    names = _json(metadata, "obs_term_names", source)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FileContractError(
+            f"{source}: metadata key 'obs_term_names' must be a JSON list of str, got "
+            f"{metadata['obs_term_names'][:80]!r}. Fix: recompile it."
+        )
+    if "base_names" in metadata:
+        bases = _json(metadata, "base_names", source)
+        if not isinstance(bases, dict) or not all(isinstance(v, str) for v in bases.values()):
+            raise FileContractError(
+                f"{source}: metadata key 'base_names' must be a JSON object "
+                f'{{"<articulation>": "<base body>"}}, got {metadata["base_names"][:80]!r}; '
+                "exploy's controller would bind no base input. Fix: recompile it."
+            )
+
+
+def _json(metadata: dict[str, str], key: str, source: str) -> Any:
+    try:
+        return json.loads(metadata[key])
+    except json.JSONDecodeError:
+        raise FileContractError(
+            f"{source}: metadata key {key!r} is not valid JSON: {metadata[key][:80]!r}. "
+            "Fix: recompile it."
+        ) from None
+
+
 def _parse_number(metadata: dict[str, str], key: str, kind: type, source: str) -> Any:
     text = metadata[key]
     try:
@@ -202,6 +249,11 @@ def _wire(value: onnx.ValueInfoProto, source: str, what: str) -> Wire:
         raise FileContractError(
             f"{source}: {what} {value.name!r} has dtype {name}; only float32, int32 and bool may "
             "cross the file boundary. Fix: cast inside the program."
+        )
+    if not tensor.HasField("shape"):
+        raise FileContractError(
+            f"{source}: {what} {value.name!r} has no shape (unknown rank); exploy's controller "
+            "needs static shapes. Fix: recompile it."
         )
     dims = []
     for dim in tensor.shape.dim:

@@ -21,6 +21,7 @@ from ._ports import (
     normalize_metadata,
     normalize_shape,
 )
+from ._robot import RobotVocabulary
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +96,7 @@ class Group:
         return f"{self.name}.{member}"
 
 
-class Program:
+class Program(RobotVocabulary):
     """A deployment program: ports, groups and stages, declared once.
 
     The one mutable object of exploy-dsl. Declare ports first, then decorate the stage

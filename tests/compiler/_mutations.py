@@ -1,0 +1,94 @@
+"""Plant bugs in compiled files by editing the ModelProto, as a faulty compiler would."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+
+def _if_node(model: onnx.ModelProto) -> onnx.NodeProto:
+    (node,) = [n for n in model.graph.node if n.op_type == "If"]
+    return node
+
+
+def _branches(model: onnx.ModelProto) -> dict[str, onnx.GraphProto]:
+    return {a.name: a.g for a in _if_node(model).attribute}
+
+
+def _producer(graph: onnx.GraphProto, name: str) -> onnx.NodeProto:
+    return next(n for n in graph.node if name in n.output)
+
+
+def _output_index(model: onnx.ModelProto, name: str) -> int:
+    return [o.name for o in model.graph.output].index(name)
+
+
+def _set_constant(node: onnx.NodeProto, value: np.ndarray) -> None:
+    (attr,) = [a for a in node.attribute if a.name == "value"]
+    attr.t.CopyFrom(numpy_helper.from_array(value))
+
+
+def change_action_constant(model: onnx.ModelProto, old: float, new: float) -> onnx.ModelProto:
+    """In the policy branch, the constant multiplying the actor's output: ``old`` -> ``new``."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    then = _branches(mutated)["then_branch"]
+    actor_out = _producer(then, then.output[_output_index(mutated, "actions")].name).input[0]
+    (mul,) = [n for n in then.node if n.op_type == "Mul" and actor_out in n.input]
+    const = _producer(then, next(i for i in mul.input if i != actor_out))
+    value = numpy_helper.to_array(const.attribute[0].t)
+    assert const.op_type == "Constant" and np.allclose(value, old), (const, value)
+    _set_constant(const, np.full_like(value, new))
+    return mutated
+
+
+def swap_outputs(model: onnx.ModelProto, a: str, b: str) -> onnx.ModelProto:
+    """Both branches return ``a``'s value as ``b`` and ``b``'s as ``a`` (names stay in place)."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    i, j = _output_index(mutated, a), _output_index(mutated, b)
+    for branch in _branches(mutated).values():
+        first, second = onnx.ValueInfoProto(), onnx.ValueInfoProto()
+        first.CopyFrom(branch.output[i])
+        second.CopyFrom(branch.output[j])
+        branch.output[i].CopyFrom(second)
+        branch.output[j].CopyFrom(first)
+    return mutated
+
+
+def set_mod_divisor(model: onnx.ModelProto, divisor: int) -> onnx.ModelProto:
+    """The top-level ``Mod(ctx.step_count, decimation)`` computes with ``divisor`` instead."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    (mod,) = [n for n in mutated.graph.node if n.op_type == "Mod"]
+    _set_constant(_producer(mutated.graph, mod.input[1]), np.array(divisor, np.int32))
+    return mutated
+
+
+def set_initial_value(
+    model: onnx.ModelProto, wire: str, index: int, value: float
+) -> onnx.ModelProto:
+    """Element ``index`` of the initializer holding ``wire``'s initial value becomes ``value``."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    (init,) = [i for i in mutated.graph.initializer if i.name == wire]
+    array = numpy_helper.to_array(init).copy()
+    array.reshape(-1)[index] = value
+    init.CopyFrom(numpy_helper.from_array(array, wire))
+    return mutated
+
+
+def feed_memory_from(model: onnx.ModelProto, memory_out: str, source: str) -> onnx.ModelProto:
+    """In the policy branch, ``memory_out`` is fed from ``source`` instead of its own value."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    then = _branches(mutated)["then_branch"]
+    identity = _producer(then, then.output[_output_index(mutated, memory_out)].name)
+    assert identity.op_type == "Identity"
+    identity.input[0] = source
+    return mutated
+
+
+def scale_initializer(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
+    """An actor whose first float weight is scaled: what a faulty exporter might write."""
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    init = next(i for i in mutated.graph.initializer if i.data_type == onnx.TensorProto.FLOAT)
+    array = numpy_helper.to_array(init) * np.float32(factor)
+    init.CopyFrom(numpy_helper.from_array(array.astype(np.float32), init.name))
+    return mutated
