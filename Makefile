@@ -29,11 +29,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy exploy_dsl compiler
 
-# The last line runs a --target onnxruntime==1.16 file under onnxruntime 1.16.3 (its own venv in
-# build/compat/, no torch) and compares it with today's onnxruntime; it skips only offline.
+# The compat lines run --target onnxruntime==1.16 / ==1.15 files under onnxruntime 1.16.3 and
+# 1.15.1 (own venvs in build/compat/, no torch) and compare them with today's onnxruntime; they
+# skip only offline. pytest runs last so its summary closes the output.
 test: lint
+	$(PY) tests/compat/old_onnxruntime.py --onnxruntime 1.16.3
+	$(PY) tests/compat/old_onnxruntime.py --onnxruntime 1.15.1
 	$(PY) -m pytest -q
-	$(PY) tests/compat/old_onnxruntime.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache .hypothesis

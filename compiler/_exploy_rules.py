@@ -45,6 +45,13 @@ def check_program(program: Program) -> None:
     wires = [WireSpec(p.name, "input", p.file_shape, p.dtype) for p in program.inputs]
     wires += [WireSpec(p.name, "output", p.file_shape, p.dtype) for p in program.outputs]
     problems = exploy_problems(wires, declared_metadata(program))
+    rate = program.update_rate
+    if rate != int(rate):
+        problems.append(
+            f"update_rate 1/sim_dt = {rate!r} Hz is not a whole number; exploy's controller "
+            f"truncates it to {int(rate)} Hz and would tick at the wrong rate. Fix: choose "
+            "sim_dt = 1/N seconds for a whole N, e.g. sim_dt=0.005 for 200 Hz"
+        )
     if problems:
         raise DeclarationError(
             f"program {program.name!r} would not be bound by exploy's controller as intended "

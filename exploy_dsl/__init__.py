@@ -17,6 +17,7 @@ from ._errors import (
 from ._ports import Input, Memory, Output, Port
 from ._program import Group, Program
 from ._reference import ReferenceInterpreter
+from ._robot import BaseState, Imu, Joints, JointTargets
 from ._runtime import Runtime
 from ._script import call_script
 from ._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
@@ -25,13 +26,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ActorError",
+    "BaseState",
     "CompileError",
     "DeclarationError",
     "ExployDslError",
     "FileContract",
     "FileContractError",
     "Group",
+    "Imu",
     "Input",
+    "JointTargets",
+    "Joints",
     "Memory",
     "ObsTerm",
     "Output",

@@ -297,7 +297,14 @@ class Program(RobotVocabulary):
 
     @property
     def update_rate(self) -> float:
-        return 1.0 / self.sim_dt
+        """Ticks per second, ``1/sim_dt``; within 1e-9 of a whole number, that number.
+
+        exploy's controller truncates the stored rate to an int, so 199.99999999999997 must
+        never reach a file that means 200.
+        """
+        rate = 1.0 / self.sim_dt
+        nearest = round(rate)
+        return float(nearest) if abs(rate - nearest) <= 1e-9 * rate else rate
 
     def port(self, name: str) -> Port | None:
         return self._ports.get(name)

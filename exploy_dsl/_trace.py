@@ -111,6 +111,12 @@ def trace(program: Program) -> TracedProgram:
                 f"program {program.name!r} has no {kind} stage. "
                 f"Fix: add {deco or '@program.' + kind} above a `def {kind}{signature}`."
             )
+    if not program.outputs:
+        raise StageError(
+            f"program {program.name!r} declares no outputs; the file would command nothing. "
+            "Fix: declare what the robot receives, e.g. program.joint_targets(...) or "
+            "program.output(...), and write it in apply_actions."
+        )
     obs_graph, terms, n_obs = _trace_observations(program, stages["observations"])
     proc = stages["process_actions"]
     n_actions = proc.n_actions or 0
@@ -148,7 +154,7 @@ def _call(stage: Stage, values: Values, *extra: Var) -> Any:
             raise StageError(f"{stage.label} failed at {where}: {_explain(exc)}") from exc
 
 
-_INFERENCE = re.compile(r"-- for (\w+): inputs \[(.*)\]")
+_INFERENCE = re.compile(r"-- for (\w+): inputs \[(.*?)\](?: & attributes \[(.*)\])?$")
 
 
 def _explain(exc: Exception) -> str:
@@ -156,9 +162,11 @@ def _explain(exc: Exception) -> str:
     message = " ".join(str(exc).split())
     match = _INFERENCE.search(message)
     if type(exc).__name__ == "InferenceError" and match:
-        reason = message.split("[ShapeInferenceError]")[-1].split("--")[0].strip()
+        reason = message.split("[ShapeInferenceError]")[-1].split("--")[0].strip().rstrip(".")
+        attributes = f" with attributes {match.group(3)}" if match.group(3) else ""
         return (
-            f"{match.group(1)} cannot combine its inputs ({match.group(2)}): {reason}. "
+            f"{match.group(1)} cannot combine its inputs ({match.group(2)}){attributes}: "
+            f"{reason}. "
             "Fix: make the shapes agree (slice, reshape or expand one side)."
         )
     return f"{type(exc).__name__}: {message}"
@@ -322,6 +330,12 @@ def _trace_writes(
                     "(by object and by name?)."
                 )
             outputs[name] = _written_var(program, port, value, stage)
+    if not outputs and stage.kind == "process_actions":
+        raise StageError(
+            f"{stage.label} ({stage.location}) writes no memory, so the actor's actions are "
+            "lost before apply_actions runs. Fix: return e.g. {target: DEFAULT_POS + 0.25 * "
+            "actions} with a memory port apply_actions reads."
+        )
     args = dict(values.arguments)
     if n_actions is not None:
         args["actions"] = extra[0]

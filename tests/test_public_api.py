@@ -11,13 +11,17 @@ import exploy_dsl
 
 EXPLOY_DSL_API = [
     "ActorError",
+    "BaseState",
     "CompileError",
     "DeclarationError",
     "ExployDslError",
     "FileContract",
     "FileContractError",
     "Group",
+    "Imu",
     "Input",
+    "JointTargets",
+    "Joints",
     "Memory",
     "ObsTerm",
     "Output",

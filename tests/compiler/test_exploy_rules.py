@@ -165,3 +165,17 @@ def test_a_body_of_a_listed_articulation_is_not_mistaken_for_its_base() -> None:
 @pytest.mark.parametrize("name", ["tutorial", "quadruped"])
 def test_the_examples_pass(name: str) -> None:
     check_program(load_program_file(EXAMPLES / f"{name}.py").program)
+
+
+def test_a_tick_rate_exploy_would_truncate_is_refused() -> None:
+    p = Program("odd_rate", decimation=1, sim_dt=0.003)
+    p.input("x", 2)
+    with pytest.raises(DeclarationError, match=r"update_rate 1/sim_dt = 333\.33.* truncates it "):
+        check_program(with_stages(p))
+
+
+@pytest.mark.parametrize("sim_dt", [0.005, 0.002, 0.0025, 1 / 120, 1 / 300, 0.001])
+def test_whole_tick_rates_are_stored_as_whole_numbers(sim_dt: float) -> None:
+    p = Program("rate", decimation=1, sim_dt=sim_dt)
+    assert p.update_rate == round(1 / sim_dt)
+    assert repr(p.update_rate).endswith(".0")

@@ -13,7 +13,7 @@ import pytest
 
 from compiler import compile_program
 from compiler._cli import main
-from compiler._opset import ADDED_ATTRIBUTES, WIDENING_ONLY
+from compiler._opset import ADDED_ATTRIBUTES, WIDENING_ONLY, default_opset, iter_nodes, since
 from compiler._targets import ONNXRUNTIME, oldest_onnxruntime, parse_target
 from exploy_dsl import CompileError, Program, op, read_contract
 from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
@@ -74,7 +74,9 @@ def quadruped(compiled: dict[str, Compiled]) -> Compiled:
     return compiled["quadruped"]
 
 
-@pytest.mark.parametrize("spec", ["onnxruntime==1.16", "onnxruntime==1.18", "onnxruntime==1.31"])
+@pytest.mark.parametrize(
+    "spec", ["onnxruntime==1.15", "onnxruntime==1.16", "onnxruntime==1.18", "onnxruntime==1.31"]
+)
 def test_a_targeted_file_is_labelled_for_it_and_computes_the_same(
     quadruped: Compiled, spec: str
 ) -> None:
@@ -85,6 +87,11 @@ def test_a_targeted_file_is_labelled_for_it_and_computes_the_same(
     assert model.ir_version == support.max_ir
     onnx.checker.check_model(model, full_check=True)
     assert read_contract(model).metadata["exploy_dsl.target"] == f'"{spec}"'
+    assert_same_ticks(quadruped, model, spec)
+
+
+def assert_same_ticks(quadruped: Compiled, model: onnx.ModelProto, label: str) -> None:
+    """``model`` computes what the default-opset quadruped file computes, on a few ticks."""
     contract = read_contract(quadruped.model)
     for tick in (0, 1, 4):
         feeds = random_feeds(contract.inputs, np.random.default_rng(tick))
@@ -92,7 +99,7 @@ def test_a_targeted_file_is_labelled_for_it_and_computes_the_same(
         feeds.update(contract.initial_values)
         expected, got = run(session(quadruped.model), feeds), run(session(model), feeds)
         for name, value in expected.items():
-            np.testing.assert_array_equal(got[name], value, err_msg=f"{spec} {name}")
+            np.testing.assert_array_equal(got[name], value, err_msg=f"{label} {name}")
 
 
 def test_explicit_versions_below_the_target_are_kept(quadruped: Compiled) -> None:
@@ -111,7 +118,21 @@ def test_versions_beyond_the_target_are_refused(quadruped: Compiled) -> None:
         )  # fmt: skip
 
 
-def test_onnxruntime_1_15_is_refused_naming_the_ops_and_where_they_are(
+def test_onnxruntime_1_15_gets_opset_18_where_its_if_and_equal_kernels_exist(
+    quadruped: Compiled,
+) -> None:
+    # 1.15 loads opset 19 but has no If-19/Equal-19/Identity-19 kernels; at opset 18 the same
+    # nodes are If-16/Equal-13/Identity-16, which only lack element types we never use.
+    model = compile_program(
+        quadruped.program_file.program, quadruped.actor.model, target="onnxruntime==1.15"
+    )
+    assert (default_opset(model), model.ir_version) == (18, 9)
+    versions = {since(n.op_type, 18) for n in iter_nodes(model.graph) if n.op_type == "If"}
+    assert versions == {16}
+    assert oldest_onnxruntime(18, 9) == "1.15"
+
+
+def test_explicit_opset_19_is_refused_for_onnxruntime_1_15_naming_the_missing_kernels(
     quadruped: Compiled,
 ) -> None:
     with pytest.raises(
@@ -120,8 +141,19 @@ def test_onnxruntime_1_15_is_refused_naming_the_ops_and_where_they_are(
         r"switch.*If-19.*Every exploy-dsl file needs If and Equal",
     ):
         compile_program(
-            quadruped.program_file.program, quadruped.actor.model, target="onnxruntime==1.15"
+            quadruped.program_file.program,
+            quadruped.actor.model,
+            target="onnxruntime==1.15",
+            opset=19,
         )
+
+
+def test_downgrading_a_widening_only_op_keeps_its_meaning_at_opset_17(quadruped: Compiled) -> None:
+    model = compile_program(
+        quadruped.program_file.program, quadruped.actor.model, opset=17, ir_version=8
+    )
+    assert default_opset(model) == 17
+    assert_same_ticks(quadruped, model, "opset 17")
 
 
 def small_program(use: Any) -> Program:
@@ -153,16 +185,33 @@ def gelu(x: Any) -> Any:
     return op.gelu(x)
 
 
+def pad(x: Any) -> Any:
+    return op.pad(x, op.const(np.zeros(6, np.int64)))
+
+
 def max_pool(x: Any) -> Any:
     return op.max_pool(x, kernel_shape=[1])[0]
+
+
+def test_a_widening_only_op_goes_down_to_an_older_target_on_float_data() -> None:
+    # ReduceMax-20 only added bool inputs to ReduceMax-18: on float32 it means the same.
+    program = small_program(reduce_max)
+    newest = compile_program(program, mlp_actor(4, 2).model)
+    older = compile_program(program, mlp_actor(4, 2).model, target="onnxruntime==1.16")
+    assert default_opset(older) == 19
+    feeds = {"ctx.step_count": np.array(0, np.int32), "x": np.float32([[[1, -2, 3, -4]]])}
+    feeds.update(read_contract(newest).initial_values)
+    expected, got = run(session(newest), feeds), run(session(older), feeds)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
 @pytest.mark.parametrize(
     ("use", "target", "match"),
     [
-        (reduce_max, "onnxruntime==1.16", r"op ReduceMax used by observations stage "
-         r"'observations' \(.*test_opset_targets\.py:\d+\) is ReduceMax-20, but opset 19 has "
-         r"ReduceMax-18, whose definition differs"),
+        (pad, "onnxruntime==1.15", r"op Pad used by observations stage "
+         r"'observations' \(.*test_opset_targets\.py:\d+\) is Pad-19, but opset 18 has "
+         r"Pad-18, whose definition differs"),
         (gelu, "onnxruntime==1.16", r"op Gelu used by observations stage 'observations' .* does "
          r"not exist at opset 19"),
         (max_pool, "onnxruntime==1.31", r"op MaxPool used by observations stage 'observations' "
@@ -246,3 +295,15 @@ def test_cli_target_writes_the_targets_versions(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "--target onnxruntime==1.17 loads opset <= 20 and IR version <= 9" in err
+
+
+def test_going_down_refuses_an_element_type_the_older_version_lacks() -> None:
+    # ReduceMax-20 added bool; at opset 19 (ReduceMax-18) a bool ReduceMax must not pass.
+    def any_flag(x: Any) -> Any:
+        flags = op.greater(x, op.const(np.float32(0)))
+        return op.cast(op.reduce_max(flags, op.const(np.array([-1])), keepdims=1), to=np.float32)
+
+    program = small_program(lambda x: x * any_flag(x))
+    compile_program(program, mlp_actor(4, 2).model)
+    with pytest.raises(CompileError, match=r"fails onnx\.checker \(opset 19.*ReduceMax.*bool"):
+        compile_program(program, mlp_actor(4, 2).model, opset=19)

@@ -594,3 +594,20 @@ def test_call_script_reports_an_untyped_function_that_fails_on_the_vars(ports: P
         match=r"'untyped_square_sum' fails on inputs float32\[1, 2\], float32\[1, 3\]",
     ):
         trace(ports.stages(observations=observations))
+
+
+def test_process_actions_that_writes_no_memory_is_refused(ports: Ports) -> None:
+    with pytest.raises(
+        StageError, match=r"process_actions stage .* writes no memory, so the actor"
+    ):
+        trace(ports.stages(process=lambda v, a: {}))
+
+
+def test_a_program_without_outputs_is_refused() -> None:
+    program = Program("silent", decimation=1, sim_dt=0.01)
+    memory = program.memory("m", 2)
+    program.observations(lambda v: [("m", v[memory])])
+    program.process_actions(n_actions=2)(lambda v, a: {memory: a})
+    program.apply_actions(lambda v: {})
+    with pytest.raises(StageError, match=r"program 'silent' declares no outputs"):
+        trace(program)
