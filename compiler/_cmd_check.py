@@ -6,8 +6,6 @@ import argparse
 import sys
 from typing import Any
 
-from exploy_dsl import ExployDslError
-
 from ._exit import EXIT_FAIL, EXIT_OK
 from ._inputs import load_trace, save_trace
 from ._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVENTIONS, check_parity
@@ -51,12 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()  # fail before a long run, not after it
     loaded = load_program_file(args.program)
-    actor = args.actor if args.actor is not None else loaded.default_actor()
-    if actor is None:
-        raise ExployDslError(
-            f"{args.program} defines no actor() and no --actor was given. "
-            "Fix: pass --actor ACTOR.onnx (or .pt), or define actor() in the program file."
-        )
+    actor = loaded.actor(args.actor)
     stream = load_trace(args.trace, loaded.program) if args.trace is not None else None
     ticks = args.steps if args.steps is not None else (stream.ticks if stream else DEFAULT_STEPS)
     progress = Progress.for_ticks(ticks * len(START_CONVENTIONS), "exploy-dsl check")

@@ -52,12 +52,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     model_source = parse_model_source(args.model_source)
     loaded = load_program_file(args.program)
-    actor = args.actor if args.actor is not None else loaded.default_actor()
-    if actor is None:
-        raise ExployDslError(
-            f"{args.program} defines no actor() and no --actor was given. "
-            "Fix: pass --actor ACTOR.onnx (or .pt), or define actor() in the program file."
-        )
+    actor = loaded.actor(args.actor)
     output = args.output or f"{loaded.program.name}.onnx"
     compile_program(
         loaded.program,

@@ -20,6 +20,16 @@ class ProgramFile:
     module: ModuleType
     program: Program
 
+    def actor(self, given: Any | None) -> Any:
+        """The actor to use: ``given`` (``--actor``) if any, else the file's ``actor()``."""
+        actor = given if given is not None else self.default_actor()
+        if actor is None:
+            raise DeclarationError(
+                f"{self.path} defines no actor() and no --actor was given. "
+                "Fix: pass --actor ACTOR.onnx (or .pt), or define actor() in the program file."
+            )
+        return actor
+
     def default_actor(self) -> Any | None:
         """``actor()`` of the file, or None when the file defines none."""
         factory = getattr(self.module, "actor", None)
