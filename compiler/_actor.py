@@ -14,6 +14,7 @@ from typing import Any, Literal
 import onnx
 import onnx.checker
 import onnx.shape_inference
+import onnx.version_converter
 
 from exploy_dsl import ActorError
 
@@ -57,6 +58,38 @@ def load_actor(
     raise ActorError(
         f"actor must be a torch.nn.Module, an onnx.ModelProto or a path to .onnx/.pt, got "
         f"{type(actor).__name__}. Fix: pass one of those."
+    )
+
+
+def at_opset(actor: Actor, opset: int) -> Actor:
+    """The actor converted to the opset the stages are built with, as it will be inlined.
+
+    An actor exported at another opset (e.g. 11 or 17) is upgraded with onnx's version
+    converter, so the ops checked and written are the ones that will run.
+    """
+    current = next(
+        (int(o.version) for o in actor.model.opset_import if o.domain in ("", "ai.onnx")), opset
+    )
+    if current == opset:
+        return actor
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            converted = onnx.version_converter.convert_version(actor.model, opset)
+    except Exception as exc:  # noqa: BLE001 - the converter's errors vary by op
+        raise ActorError(
+            f"actor {actor.source} is at opset {current} and cannot be converted to opset "
+            f"{opset}: {' '.join(str(exc).split())[:300]}. Fix: export the actor at opset {opset} "
+            f"(torch.onnx.export(..., opset_version={opset}))."
+        ) from None
+    return Actor(
+        converted,
+        actor.input_name,
+        actor.output_name,
+        actor.n_obs,
+        actor.n_actions,
+        actor.source,
+        actor.module,
     )
 
 

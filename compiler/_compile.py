@@ -13,7 +13,7 @@ import onnx.shape_inference
 
 from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
 
-from ._actor import Actor, Exporter, load_actor
+from ._actor import Actor, Exporter, at_opset, load_actor
 from ._exploy_rules import check_program
 from ._metadata import metadata
 from ._opset import Part, retarget
@@ -65,6 +65,8 @@ def compile_program(
         exporter=exporter,
     )
     check_actor_sizes(traced, loaded)
+    # Stages are written with exploy_dsl.op (ONNX opset 20); the actor joins them at that opset.
+    loaded = at_opset(loaded, DEFAULT_OPSET)
     model = stitch(traced, loaded)
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
