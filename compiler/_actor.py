@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import os
@@ -82,15 +83,7 @@ def at_opset(actor: Actor, opset: int) -> Actor:
             f"{opset}: {' '.join(str(exc).split())[:300]}. Fix: export the actor at opset {opset} "
             f"(torch.onnx.export(..., opset_version={opset}))."
         ) from None
-    return Actor(
-        converted,
-        actor.input_name,
-        actor.output_name,
-        actor.n_obs,
-        actor.n_actions,
-        actor.source,
-        actor.module,
-    )
+    return dataclasses.replace(actor, model=converted)
 
 
 def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
@@ -155,15 +148,7 @@ def from_torch(
             ".onnx file."
         ) from None
     actor = from_onnx(model, f"torch module {type(module).__name__} ({exporter} export)")
-    return Actor(
-        actor.model,
-        actor.input_name,
-        actor.output_name,
-        actor.n_obs,
-        actor.n_actions,
-        actor.source,
-        module,
-    )
+    return dataclasses.replace(actor, module=module)
 
 
 def _export(

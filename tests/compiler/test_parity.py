@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -334,15 +335,7 @@ def test_an_exporter_bug_is_told_apart_from_a_stitching_bug(
     tutorial_torch: tuple[Program, Actor],
 ) -> None:
     program, actor = tutorial_torch
-    bad = Actor(
-        plant.scale_initializer(actor.model, 1.5),
-        actor.input_name,
-        actor.output_name,
-        actor.n_obs,
-        actor.n_actions,
-        actor.source,
-        actor.module,
-    )
+    bad = dataclasses.replace(actor, model=plant.scale_initializer(actor.model, 1.5))
     report = check_parity(compile_program(program, bad), program, bad, steps=40)
     assert report.actor.status == "fail"
     text = report.render()
