@@ -197,6 +197,11 @@ def _quiet_torch() -> Any:
 
 
 def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Exporter) -> Actor:
+    if path.is_dir():
+        raise ActorError(
+            f"actor {str(path)!r} is a folder; expected an .onnx or .pt file. "
+            "Fix: pass the file itself, e.g. --actor policy/actor.onnx."
+        )
     if not path.is_file():
         raise ActorError(f"actor file {str(path)!r} does not exist. Fix: check the path.")
     suffix = path.suffix.lower()

@@ -304,6 +304,10 @@ ERRORS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         lambda tmp: ["compile", QUADRUPED, "--actor", str(tmp / "nope.onnx")],
         r"actor file '.*nope.onnx' does not exist",
     ),
+    "actor is a folder": (
+        lambda tmp: ["compile", QUADRUPED, "--actor", str(tmp), "-o", str(tmp / "q.onnx")],
+        r"actor '.*' is a folder; expected an .onnx or .pt file",
+    ),
     "actor with a bad suffix": (bad_suffix, r"has suffix '.txt'; expected .onnx or .pt"),
     "no actor at all": (no_actor, r"defines no actor\(\) and no --actor was given"),
     "not an onnx file": (not_onnx, r"policy.onnx' is not a readable ONNX model"),
