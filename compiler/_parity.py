@@ -22,7 +22,7 @@ from exploy_dsl import (
     trace,
 )
 
-from ._actor import Actor, Exporter, load_actor
+from ._actor import Actor, Exporter, at_opset, load_actor
 from ._actor_check import DEFAULT_SAMPLES, check_actor
 from ._compare import SignalComparator, SignalErrors, Tolerance, first_divergence
 from ._compile import DEFAULT_OPSET, check_actor_sizes
@@ -31,6 +31,7 @@ from ._file_vs_program import Mismatch, compare_file_with_program
 from ._inputs import InputStream, random_stream
 from ._progress import Progress
 from ._report import Divergence, OutputReport, ParityReport, RunReport
+from ._reproducible import weights_sha256
 
 DEFAULT_STEPS = 300
 DEFAULT_TOLERANCE = 1e-5
@@ -107,6 +108,23 @@ def check_parity(
         static,
         actor_report,
         tuple(runs),
+        _actor_notes(contract, loaded),
+    )
+
+
+def _actor_notes(contract: FileContract, actor: Actor) -> tuple[str, ...]:
+    """A hint when the actor given to check is not the one whose weights the file records."""
+    try:
+        recorded = contract.json_metadata("exploy_dsl.hashes").get("actor_weights")
+    except (ExployDslError, AttributeError):
+        return ()
+    given = weights_sha256(at_opset(actor, DEFAULT_OPSET).model)
+    if not isinstance(recorded, str) or recorded == given:
+        return ()
+    return (
+        f"the actor given to check ({actor.source}, weights sha256 {given[:12]}...) is not the "
+        f"one the file was compiled with (sha256 {recorded[:12]}...); if parity fails at the "
+        "first policy step, pass the actor the file was compiled with: --actor PATH",
     )
 
 

@@ -95,6 +95,7 @@ class ParityReport:
     static: tuple[Mismatch, ...]
     actor: ActorReport
     runs: tuple[RunReport, ...]
+    notes: tuple[str, ...] = ()  # hints that do not decide the result (e.g. another actor)
 
     @property
     def ticks(self) -> int:
@@ -123,6 +124,7 @@ class ParityReport:
                 "obs_term_names, metadata)"
             )
         lines.append(_actor_line(self.actor))
+        lines += [f"note: {note}" for note in self.notes]
         for run in self.runs:
             lines.append("")
             lines += _run_lines(run)

@@ -395,3 +395,18 @@ def test_the_tolerance_is_atol_plus_rtol_times_the_reference(
     assert check_parity(model, changed, actor, steps=1, rtol=1e-3).ok
     assert check_parity(model, changed, actor, steps=1, atol=1e-4, rtol=0).ok
     assert not check_parity(model, changed, actor, steps=1, atol=1e-5, rtol=1e-4).ok
+
+
+def test_checking_with_another_actor_than_the_file_was_compiled_with_says_so() -> None:
+    from compiler._program_file import load_program_file
+    from tests._support import EXAMPLES, mlp_actor
+
+    program = load_program_file(EXAMPLES / "quadruped.py").program
+    compiled_with, other = mlp_actor(48, 12, seed=1).model, mlp_actor(48, 12, seed=2).model
+    model = compile_program(program, compiled_with)
+    same = check_parity(model, program, compiled_with, steps=12)
+    assert same.ok and same.notes == ()
+    wrong = check_parity(model, program, other, steps=12)
+    assert not wrong.ok
+    assert "is not the one the file was compiled with" in wrong.render()
+    assert "pass the actor the file was compiled with: --actor PATH" in wrong.notes[0]
