@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from compiler import InputStream, compile_program, load_actor, random_stream  # noqa: E402
-from compiler._program_file import load_program_file  # noqa: E402
+from compiler.cli._program_file import load_program_file  # noqa: E402
 from exploy_dsl import ReferenceInterpreter, read_contract, trace  # noqa: E402
 
 Step = Callable[[Mapping[str, np.ndarray]], Mapping[str, np.ndarray]]

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from ._actor import Actor, load_actor
-from ._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, check_actor_sizes, compile_program
-from ._inputs import InputStream, load_trace, random_stream, save_trace
-from ._parity import check_parity
-from ._report import ParityReport
-from ._write import write_atomic
+from compiler.build._actor import Actor, load_actor
+from compiler.build._compile import (
+    DEFAULT_IR_VERSION,
+    DEFAULT_OPSET,
+    check_actor_sizes,
+    compile_program,
+)
+from compiler.build._write import write_atomic
+from compiler.check._inputs import InputStream, load_trace, random_stream, save_trace
+from compiler.check._parity import check_parity
+from compiler.check._report import ParityReport
 
 __all__ = [
     "DEFAULT_IR_VERSION",

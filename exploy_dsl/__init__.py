@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import spox.opset.ai.onnx.v20 as op
 
-from ._contract import FileContract, Wire, load_model, read_contract
-from ._errors import (
+from exploy_dsl._errors import (
     ActorError,
     CompileError,
     DeclarationError,
@@ -14,13 +13,14 @@ from ._errors import (
     RuntimeInputError,
     StageError,
 )
-from ._ports import Input, Memory, Output, Port
-from ._program import Group, Program
-from ._reference import ReferenceInterpreter
-from ._robot import BaseState, Imu, Joints, JointTargets
-from ._runtime import Runtime
-from ._script import call_script
-from ._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
+from exploy_dsl.authoring._ports import Input, Memory, Output, Port
+from exploy_dsl.authoring._program import Group, Program
+from exploy_dsl.authoring._robot import BaseState, Imu, Joints, JointTargets
+from exploy_dsl.authoring._script import call_script
+from exploy_dsl.authoring._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
+from exploy_dsl.contract._reader import FileContract, Wire, load_model, read_contract
+from exploy_dsl.reference._interpreter import ReferenceInterpreter
+from exploy_dsl.runtime._runtime import Runtime
 
 __version__ = "0.1.0"
 

@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from compiler import compile_program
-from compiler._program_file import ProgramFile, load_program_file
+from compiler.cli._program_file import ProgramFile, load_program_file
 from tests._support import EXAMPLES, Compiled, MlpActor, mlp_actor
 
 # The seeded ONNX actors of the two reference programs (DESIGN.md section 5).

@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 import pytest
 
-from compiler._cli import main
-from compiler._program_file import load_program_file
+from compiler.cli._main import main
+from compiler.cli._program_file import load_program_file
 from exploy_dsl import Runtime, trace
 from tests._support import example_files, mlp_actor, random_feeds
 

@@ -82,7 +82,7 @@ def record_inputs(model_path: Path, path: Path, ticks: int, seed: int) -> None:
 
 def compile_for(version: str, path: Path) -> None:
     from compiler import compile_program
-    from compiler._program_file import load_program_file
+    from compiler.cli._program_file import load_program_file
 
     minor = ".".join(version.split(".")[:2])
     loaded = load_program_file(ROOT / "examples" / "quadruped.py")

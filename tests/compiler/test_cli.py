@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import pytest
 
-from compiler._cli import main
+from compiler.cli._main import main
 from exploy_dsl import Runtime, read_contract
 from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program, load_actor, write_atomic
-from compiler._opset import iter_nodes
+from compiler.build._opset import iter_nodes
 from exploy_dsl import ActorError, CompileError, read_contract
 from tests._support import Compiled, dims, mlp_actor, random_feeds, run, session
 

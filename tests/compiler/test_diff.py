@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from compiler import compile_program
-from compiler._cli import main
-from compiler._diff import diff_contracts
+from compiler.cli._main import main
+from compiler.tools._diff import diff_contracts
 from exploy_dsl import Program, read_contract, term
 from tests._support import Compiled, mlp_actor
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from compiler._cli import main
-from compiler._explain import render_explain
+from compiler.cli._main import main
+from compiler.tools._explain import render_explain
 from exploy_dsl import read_contract
 from tests._support import Compiled
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from compiler import compile_program
-from compiler._exploy_rules import check_program
-from compiler._program_file import load_program_file
+from compiler.build._exploy_rules import check_program
+from compiler.cli._program_file import load_program_file
 from exploy_dsl import DeclarationError, Program
 from tests._support import EXAMPLES, mlp_actor
 

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from compiler import ParityReport, check_parity, compile_program, load_actor, random_stream
-from compiler._actor import Actor
-from compiler._cli import main
+from compiler.build._actor import Actor
+from compiler.cli._main import main
 from exploy_dsl import ActorError, ExployDslError, FileContractError, Program
 from tests._support import EXAMPLES, Compiled, mlp_actor
 from tests.compiler import _mutations as plant
@@ -308,7 +308,7 @@ def test_an_onnx_actor_is_not_compared_alone_and_the_report_says_why(
 @pytest.fixture(scope="module")
 def tutorial_torch() -> tuple[Program, Actor]:
     """The tutorial program and its default torch actor, exported once (TorchScript, fast)."""
-    from compiler._program_file import load_program_file
+    from compiler.cli._program_file import load_program_file
 
     loaded = load_program_file(TUTORIAL)
     module = loaded.default_actor()
@@ -398,7 +398,7 @@ def test_the_tolerance_is_atol_plus_rtol_times_the_reference(
 
 
 def test_checking_with_another_actor_than_the_file_was_compiled_with_says_so() -> None:
-    from compiler._program_file import load_program_file
+    from compiler.cli._program_file import load_program_file
     from tests._support import EXAMPLES, mlp_actor
 
     program = load_program_file(EXAMPLES / "quadruped.py").program

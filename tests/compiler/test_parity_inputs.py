@@ -16,8 +16,8 @@ from compiler import (
     random_stream,
     save_trace,
 )
-from compiler._cli import main
-from compiler._program_file import ProgramFile
+from compiler.cli._main import main
+from compiler.cli._program_file import ProgramFile
 from exploy_dsl import Program, RuntimeInputError, op
 from tests._support import EXAMPLES, Compiled, mlp_actor
 

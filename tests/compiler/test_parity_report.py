@@ -12,9 +12,9 @@ import onnx
 import pytest
 
 from compiler import check_parity
-from compiler._cli import main
-from compiler._element_names import ElementNames
-from compiler._progress import LONG_RUN_TICKS, Progress
+from compiler.check._element_names import ElementNames
+from compiler.check._progress import LONG_RUN_TICKS, Progress
+from compiler.cli._main import main
 from exploy_dsl import read_contract, trace
 from tests._support import EXAMPLES, Compiled, mlp_actor
 from tests.compiler import _mutations as plant
@@ -125,7 +125,7 @@ def test_plot_draws_the_worst_signals(
 def test_the_worst_signals_are_the_diverging_ones_across_outputs(
     compiled: dict[str, Compiled],
 ) -> None:
-    from compiler._plot import _worst_signals
+    from compiler.check._plot import _worst_signals
 
     example = compiled["quadruped"]
     bad = plant.change_action_constant(example.model, 0.25, 0.26)

@@ -16,9 +16,9 @@ import onnx
 import pytest
 
 from compiler import compile_program
-from compiler._cli import main
-from compiler._program_file import ProgramFile
-from compiler._reproducible import STAMP_KEY, weights_sha256
+from compiler.build._reproducible import STAMP_KEY, weights_sha256
+from compiler.cli._main import main
+from compiler.cli._program_file import ProgramFile
 from exploy_dsl import trace
 from tests._support import EXAMPLES, ROOT, mlp_actor
 
@@ -77,7 +77,7 @@ def test_a_compile_in_another_process_gives_the_same_bytes(
     args = [a.replace("ACTOR", str(actor_path)) for a in actor_args]
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run(
-        [sys.executable, "-m", "compiler._cli", "compile", QUADRUPED, *args, "-o", str(out),
+        [sys.executable, "-m", "compiler.cli", "compile", QUADRUPED, *args, "-o", str(out),
          "--exporter", exporter],
         check=True, cwd=str(tmp_path), env=env, capture_output=True,
     )  # fmt: skip

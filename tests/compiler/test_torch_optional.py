@@ -65,7 +65,7 @@ def test_torch_actor_file_without_torch_is_a_clear_error(tmp_path: Path) -> None
         f"""
         import sys
         sys.modules["torch"] = None
-        from compiler._cli import main
+        from compiler.cli._main import main
         sys.exit(main(["compile", {str(ROOT / "examples" / "tutorial.py")!r},
                        "--actor", {str(actor)!r}, "-o", {str(tmp_path / "t.onnx")!r}]))
         """

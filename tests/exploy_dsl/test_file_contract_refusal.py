@@ -13,7 +13,7 @@ import onnx
 import onnx.numpy_helper
 import pytest
 
-from compiler._cli import main
+from compiler.cli._main import main
 from exploy_dsl import FileContractError, Runtime
 from tests._support import Compiled
 
@@ -135,7 +135,7 @@ def test_a_refused_file_prints_no_traceback_from_the_installed_command(
 ) -> None:
     path = broken(symbolic_dim)
     done = subprocess.run(
-        [sys.executable, "-m", "compiler._cli", "inspect", path],
+        [sys.executable, "-m", "compiler.cli", "inspect", path],
         capture_output=True,
         text=True,
         cwd=str(Path(path).parent),

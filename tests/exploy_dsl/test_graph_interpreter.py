@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
-from exploy_dsl._graph_interpreter import GraphInterpreter, GraphInterpreterError
-from exploy_dsl._numpy_ops import OPS
+from exploy_dsl.reference._graph_interpreter import GraphInterpreter, GraphInterpreterError
+from exploy_dsl.reference._numpy_ops import OPS
 
 RTOL = 1e-6
 ATOL = 1e-6

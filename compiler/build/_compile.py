@@ -1,0 +1,118 @@
+"""Compile a program and its actor into the file of DESIGN.md sections 2 and 3."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import onnx
+import onnx.checker
+import onnx.numpy_helper
+import onnx.shape_inference
+
+from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
+
+from compiler.build._actor import Actor, Exporter, at_opset, load_actor
+from compiler.build._exploy_rules import check_program
+from compiler.build._metadata import metadata
+from compiler.build._opset import Part, retarget
+from compiler.build._reproducible import export_date, strip_debug_info
+from compiler.build._stitch import stitch
+from compiler.build._targets import parse_target, resolve_versions
+from compiler.build._write import write_atomic
+
+DEFAULT_OPSET = 20
+DEFAULT_IR_VERSION = 10
+
+
+def compile_program(
+    program: Program | TracedProgram,
+    actor: object,
+    *,
+    opset: int | None = None,
+    ir_version: int | None = None,
+    target: str | None = None,
+    exporter: Exporter = "dynamo",
+    model_source: dict[str, Any] | None = None,
+    stamp: bool = False,
+    output: str | os.PathLike[str] | None = None,
+) -> onnx.ModelProto:
+    """Trace, check sizes, stitch, add initializers and metadata, verify; optionally write.
+
+    ``target="onnxruntime==1.16"`` picks the highest opset and IR version that onnxruntime
+    release runs (explicit ``opset``/``ir_version`` must not exceed them); without a target
+    they default to 20 and 10. The same program and actor give the same bytes; ``stamp``
+    adds the export date (the one thing that differs between runs). The file is written
+    only once everything succeeded, and atomically.
+    """
+    chosen = parse_target(target) if target is not None else None
+    opset, ir_version = resolve_versions(
+        chosen, opset, ir_version, (DEFAULT_OPSET, DEFAULT_IR_VERSION)
+    )
+    traced = program if isinstance(program, TracedProgram) else trace(program)
+    check_program(traced.program)
+    if model_source is not None and not isinstance(model_source, dict):
+        raise CompileError(
+            f"model_source must be a dict (stored as a JSON object), got "
+            f"{type(model_source).__name__}. Fix: e.g. model_source={{'run': 'wandb/abc123'}}."
+        )
+    loaded = load_actor(
+        actor,
+        n_obs=traced.n_obs,
+        batch=traced.program.batch,
+        opset=min(opset, DEFAULT_OPSET),
+        exporter=exporter,
+    )
+    check_actor_sizes(traced, loaded)
+    # Stages are written with exploy_dsl.op (ONNX opset 20); the actor joins them at that opset.
+    loaded = at_opset(loaded, DEFAULT_OPSET)
+    model = stitch(traced, loaded)
+    parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
+    parts += [
+        Part(f"the actor ({loaded.source})", loaded.model),
+        Part("the compiler's two-mode switch (If/Mod/Equal)", model, recurse=False),
+    ]
+    model = retarget(model, parts, opset=opset, ir_version=ir_version, target=chosen)
+    strip_debug_info(model)
+    for mem in traced.program.memories:
+        model.graph.initializer.append(onnx.numpy_helper.from_array(mem.init, name=mem.wire_in))
+    props = metadata(
+        traced,
+        loaded,
+        model_source,
+        stamp=export_date() if stamp else None,
+        target=chosen.spec if chosen is not None else None,
+    )
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "exploy-dsl"
+    import exploy_dsl
+
+    model.producer_version = exploy_dsl.__version__
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise CompileError(
+            f"the compiled file for program {traced.program.name!r} fails onnx.checker "
+            f"(opset {opset}, IR {ir_version}): {' '.join(str(exc).split())[:500]}"
+        ) from None
+    if output is not None:
+        write_atomic(model.SerializeToString(deterministic=True), Path(output))
+    return model
+
+
+def check_actor_sizes(traced: TracedProgram, actor: Actor) -> None:
+    if actor.n_obs != traced.n_obs:
+        raise ActorError(
+            f"observation size mismatch: the observations stage produces {traced.n_obs} values "
+            f"({', '.join(f'{t.name}:{t.size}' for t in traced.obs_terms)}) but actor "
+            f"{actor.source} takes {actor.n_obs}. Fix: change the observation terms or use an "
+            f"actor with input size {traced.n_obs}."
+        )
+    if actor.n_actions != traced.n_actions:
+        raise ActorError(
+            f"action size mismatch: actor {actor.source} outputs {actor.n_actions} values but "
+            f"process_actions expects n_actions={traced.n_actions}. Fix: set "
+            f"@program.process_actions(n_actions={actor.n_actions}) or use a matching actor."
+        )

@@ -1,0 +1,139 @@
+"""The metadata_props of the file, with the exact encodings of DESIGN.md section 2."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+import exploy_dsl
+from exploy_dsl import TracedProgram
+
+from compiler.build._actor import Actor
+from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
+from compiler.build._stage_summary import stage_summaries
+
+# The exploy file-contract version the files claim (exploy's controller reads it as JSON).
+EXPLOY_VERSION = "0.1.0"
+
+
+def to_json(value: Any) -> str:
+    """Deterministic JSON: same program, same bytes."""
+    return json.dumps(value, sort_keys=False, separators=(", ", ": "), allow_nan=False)
+
+
+def metadata(
+    traced: TracedProgram,
+    actor: Actor,
+    model_source: dict[str, Any] | None = None,
+    *,
+    stamp: str | None = None,
+    target: str | None = None,
+) -> dict[str, str]:
+    """Every metadata key of the file, in a fixed order.
+
+    Nothing here depends on the clock, the machine or the process: ``stamp`` (the export
+    date, ``--stamp``) is the only opt-in exception.
+    """
+    program = traced.program
+    props: dict[str, str] = {
+        "exploy_version": to_json(EXPLOY_VERSION),
+        "update_rate": repr(program.update_rate),
+        "decimation": str(program.decimation),
+        "sim_dt": repr(program.sim_dt),
+        "obs_term_names": to_json([t.name for t in traced.obs_terms]),
+    }
+    for key, value in program.metadata.items():
+        # exploy's exporter writes environment metadata strings as they are (env_name = Env)
+        # and everything else as JSON (base_names = {"robot": "base"}).
+        props[key] = value if isinstance(value, str) else to_json(value)
+    if model_source is not None:
+        props["model_source"] = to_json(model_source)
+    if stamp is not None:
+        props[STAMP_KEY] = stamp
+    for group in program.groups:
+        if group.metadata is not None:
+            props[group.name] = to_json(group.metadata)
+    for port in (*program.inputs, *program.outputs):
+        if port.metadata is not None:
+            props[port.name] = to_json(port.metadata)
+    for mem in program.memories:
+        if mem.metadata is not None:
+            props[mem.metadata_key] = to_json(mem.metadata)
+    props.update(_own_keys(traced, actor))
+    props.update(_provenance(traced, actor, target))
+    return props
+
+
+def _provenance(traced: TracedProgram, actor: Actor, target: str | None) -> dict[str, str]:
+    """Content hashes, tool versions and a readable record of the stages (for explain/diff)."""
+    props = {
+        "exploy_dsl.hashes": to_json(
+            {
+                "algorithm": "sha256",
+                "stages": stage_hashes(traced),
+                "actor_weights": weights_sha256(actor.model),
+            }
+        ),
+        "exploy_dsl.tools": to_json(tool_versions(actor)),
+        "exploy_dsl.stages": to_json(stage_summaries(traced)),
+    }
+    if target is not None:
+        props["exploy_dsl.target"] = to_json(target)
+    return props
+
+
+def _shortest(values: np.ndarray) -> Any:
+    """Array as nested lists; float32 values in their shortest repr (0.1, not 0.100000001)."""
+    if values.dtype.kind == "f":
+        # np.vectorize hands over Python floats (0.10000000149011612): round-trip the dtype's own.
+        kind = values.dtype.type
+        return np.vectorize(lambda x: float(str(kind(x))), otypes=[object])(values).tolist()
+    return values.tolist()
+
+
+def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
+    program = traced.program
+    return {
+        "exploy_dsl.version": to_json(exploy_dsl.__version__),
+        "exploy_dsl.program": to_json(
+            {"name": program.name, "n_obs": traced.n_obs, "n_actions": traced.n_actions}
+        ),
+        "exploy_dsl.memory": to_json(
+            [
+                {
+                    "name": m.name,
+                    "shape": list(m.file_shape),
+                    "dtype": m.dtype,
+                    "init": _shortest(m.init),
+                }
+                for m in program.memories
+            ]
+        ),
+        "exploy_dsl.observation": to_json(
+            {
+                "size": traced.n_obs,
+                "clip": list(traced.obs_clip) if traced.obs_clip else None,
+                "terms": [
+                    {
+                        "name": t.name,
+                        "start": t.start,
+                        "size": t.size,
+                        "scale": list(t.scale) if t.scale else None,
+                        "clip": list(t.clip) if t.clip else None,
+                    }
+                    for t in traced.obs_terms
+                ],
+            }
+        ),
+        "exploy_dsl.actor": to_json({"source": _portable(actor.source)}),
+    }
+
+
+def _portable(source: str) -> str:
+    """An actor file is recorded by its base name: a folder would differ between machines."""
+    if len(source) > 1 and source[0] == source[-1] and source[0] in "'\"":
+        return repr(os.path.basename(source[1:-1]))
+    return source

@@ -1,0 +1,101 @@
+"""A readable record of each stage: what it reads and writes, its ops, constants and code."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import textwrap
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+
+from exploy_dsl import TracedProgram
+from exploy_dsl.authoring._trace import StageGraph
+
+from compiler.build._reproducible import sha256_hex
+
+# Constants up to this many elements are written out; larger ones by shape and hash.
+MAX_LISTED = 64
+
+
+def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
+    """``{kind: {function, file, line, reads, writes, ops, constants, source}}`` per stage.
+
+    ``file`` is the base name only (an absolute path would make the file machine-specific).
+    """
+    stages = traced.program.stages
+    result: dict[str, Any] = {}
+    for graph in traced.stages:
+        fn = stages[graph.kind].fn
+        code = getattr(fn, "__code__", None)
+        result[graph.kind] = {
+            "function": getattr(fn, "__name__", "?"),
+            "file": os.path.basename(code.co_filename) if code is not None else None,
+            "line": code.co_firstlineno if code is not None else None,
+            "reads": list(graph.reads),
+            "writes": list(graph.writes),
+            "ops": _ops(graph),
+            "constants": [_constant(c) for c in _constants(graph.model.graph)],
+            "source": _source(fn),
+        }
+    return result
+
+
+def _ops(graph: StageGraph) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for node in _nodes(graph.model.graph):
+        if node.op_type not in ("Constant", "Identity"):
+            counts[node.op_type] += 1
+    return dict(sorted(counts.items()))
+
+
+def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
+    found = []
+    for node in graph.node:
+        found.append(node)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                found += _nodes(attr.g)
+            for sub in attr.graphs:
+                found += _nodes(sub)
+    return found
+
+
+def _constants(graph: onnx.GraphProto) -> list[np.ndarray]:
+    values = [onnx.numpy_helper.to_array(init) for init in graph.initializer]
+    for node in _nodes(graph):
+        if node.op_type != "Constant":
+            continue
+        for attr in node.attribute:
+            if attr.name == "value":
+                values.append(onnx.numpy_helper.to_array(attr.t))
+            elif attr.name in ("value_float", "value_floats"):
+                floats = attr.f if attr.name == "value_float" else attr.floats
+                values.append(np.asarray(floats, dtype=np.float32))
+            elif attr.name in ("value_int", "value_ints"):
+                ints = attr.i if attr.name == "value_int" else attr.ints
+                values.append(np.asarray(ints, dtype=np.int64))
+    return values
+
+
+def _constant(value: np.ndarray) -> dict[str, Any]:
+    entry: dict[str, Any] = {"dtype": str(value.dtype), "shape": list(value.shape)}
+    if value.size <= MAX_LISTED:
+        flat = value.reshape(-1)
+        if value.dtype.kind == "f":
+            entry["values"] = [float(str(value.dtype.type(x))) for x in flat]
+        else:
+            entry["values"] = flat.tolist()
+    else:
+        entry["sha256"] = sha256_hex(np.ascontiguousarray(value).tobytes())
+    return entry
+
+
+def _source(fn: Any) -> str | None:
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return None

@@ -1,0 +1,77 @@
+"""``exploy-dsl check FILE.onnx PROGRAM.py``: parity of a compiled file with its program."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from compiler.check._inputs import load_trace, save_trace
+from compiler.check._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVENTIONS, check_parity
+from compiler.check._plot import plot_report, require_matplotlib
+from compiler.check._progress import Progress
+from compiler.cli._exit import EXIT_FAIL, EXIT_OK
+from compiler.cli._program_file import load_program_file
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="run the program's reference interpreter and the file side by side (exit 1 if "
+        "they differ)",
+    )
+    p.add_argument("file", help="the compiled ONNX file")
+    p.add_argument("program", help="the PROGRAM.py it was compiled from")
+    p.add_argument("--actor", help="actor .onnx or .pt (default: the program file's actor())")
+    p.add_argument(
+        "--steps",
+        type=int,
+        help=f"ticks to run (default {DEFAULT_STEPS}; with --trace, the whole trace)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    p.add_argument(
+        "--atol", type=float, default=DEFAULT_TOLERANCE, help="absolute tolerance (1e-5)"
+    )
+    p.add_argument(
+        "--rtol", type=float, default=DEFAULT_TOLERANCE, help="relative tolerance (1e-5)"
+    )
+    p.add_argument("--trace", metavar="IN.npz", help="replay a recorded input trace")
+    p.add_argument(
+        "--record-trace", metavar="OUT.npz", help="save the input stream used, for replay"
+    )
+    p.add_argument(
+        "--plot", metavar="OUT.png", help="draw the worst signals over ticks (matplotlib)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.plot is not None:
+        require_matplotlib()  # fail before a long run, not after it
+    loaded = load_program_file(args.program)
+    actor = loaded.actor(args.actor)
+    stream = load_trace(args.trace, loaded.program) if args.trace is not None else None
+    ticks = args.steps if args.steps is not None else (stream.ticks if stream else DEFAULT_STEPS)
+    progress = Progress.for_ticks(ticks * len(START_CONVENTIONS), "exploy-dsl check")
+    report = check_parity(
+        args.file,
+        loaded.program,
+        actor,
+        steps=args.steps,
+        seed=args.seed,
+        atol=args.atol,
+        rtol=args.rtol,
+        inputs=stream,
+        keep_history=args.plot is not None,
+        progress=progress,
+    )
+    sys.stdout.write(report.render())
+    if args.record_trace is not None:
+        print(f"wrote trace {save_trace(report.stream, args.record_trace)}")
+    if args.plot is not None:
+        if any(run.history for run in report.runs):
+            plot_report(report, args.plot)
+            print(f"wrote plot {args.plot}")
+        else:
+            print(f"no plot written to {args.plot}: no parity run was made (see above)")
+    return EXIT_OK if report.ok else EXIT_FAIL

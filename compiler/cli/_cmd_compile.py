@@ -1,0 +1,98 @@
+"""``exploy-dsl compile PROGRAM.py``: build the file (actor, target, opset, stamp options)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program
+from compiler.cli._exit import EXIT_OK
+from compiler.cli._program_file import load_program_file
+from exploy_dsl import ExployDslError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("compile", help="compile PROGRAM.py into an ONNX file")
+    p.add_argument("program", help="Python file defining a module-level `program`")
+    p.add_argument("--actor", help="actor .onnx or .pt (default: the file's actor())")
+    p.add_argument("-o", "--output", help="output file (default: <program name>.onnx)")
+    p.add_argument(
+        "--target",
+        metavar="onnxruntime==X.Y",
+        help="write the highest opset and IR version that onnxruntime X.Y runs",
+    )
+    p.add_argument(
+        "--opset", type=int, help=f"ONNX opset (default {DEFAULT_OPSET}, or the --target's)"
+    )
+    p.add_argument(
+        "--ir", type=int, help=f"IR version (default {DEFAULT_IR_VERSION}, or the --target's)"
+    )
+    p.add_argument(
+        "--exporter",
+        choices=("dynamo", "torchscript"),
+        default="dynamo",
+        help="torch.onnx exporter for a torch actor (default dynamo)",
+    )
+    p.add_argument(
+        "--model-source",
+        metavar="JSON",
+        help="where the actor comes from, a JSON object (or @file.json), stored as model_source",
+    )
+    p.add_argument(
+        "--stamp",
+        action="store_true",
+        help="add the export date (the file then differs between runs; SOURCE_DATE_EPOCH fixes it)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    model_source = parse_model_source(args.model_source)
+    loaded = load_program_file(args.program)
+    actor = loaded.actor(args.actor)
+    output = args.output or f"{loaded.program.name}.onnx"
+    compile_program(
+        loaded.program,
+        actor,
+        opset=args.opset,
+        ir_version=args.ir,
+        target=args.target,
+        exporter=args.exporter,
+        model_source=model_source,
+        stamp=args.stamp,
+        output=output,
+    )
+    print(f"wrote {output}")
+    return EXIT_OK
+
+
+def parse_model_source(text: str | None) -> dict[str, Any] | None:
+    """``--model-source '{"run": "abc"}'`` or ``@source.json``: a JSON object, else an error."""
+    if text is None:
+        return None
+    origin = "--model-source"
+    if text.startswith("@"):
+        path = Path(text[1:])
+        origin = f"--model-source file {str(path)!r}"
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ExployDslError(
+                f"{origin} cannot be read ({exc.strerror}). Fix: check the path."
+            ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExployDslError(
+            f"{origin} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
+            f"{text[:60]!r}. Fix: pass a JSON object, e.g. "
+            '--model-source \'{"run": "wandb/abc123", "checkpoint": 1500}\'.'
+        ) from None
+    if not isinstance(value, dict):
+        raise ExployDslError(
+            f"{origin} is JSON {type(value).__name__}, expected an object {{...}} (exploy stores "
+            'model_source as a JSON object). Fix: e.g. --model-source \'{"run": "abc"}\'.'
+        )
+    return value

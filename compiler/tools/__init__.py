@@ -1,0 +1,1 @@
+"""Tools a deployer reads: inspect, explain and diff of compiled files."""

@@ -1,0 +1,206 @@
+"""Render the constants of a compiled file that a deployer must trust, as text a person reads."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import numpy as np
+
+from compiler.build._targets import oldest_onnxruntime
+from exploy_dsl import FileContract
+
+_ALNUM = "[A-Za-z0-9_]+"
+_JOINTS = re.compile(rf"^obj\.{_ALNUM}\.joints$")
+_TARGETS = re.compile(rf"^output\.joint_targets\.{_ALNUM}$")
+_STAGE_TITLES = {
+    "observations": "observations (once per policy step, before the actor)",
+    "process_actions": "process_actions (once per policy step, after the actor)",
+    "apply_actions": "apply_actions (at every tick, on both kinds of step)",
+}
+_SHOWN_VALUES = 12
+
+
+def render_explain(contract: FileContract, source: str) -> str:
+    """Rates, observation layout, actor, action processing, gains, memory, bound metadata."""
+    meta = {key: _decoded(value) for key, value in contract.metadata.items()}
+    lines: list[str] = []
+    program = meta.get("exploy_dsl.program")
+    name = program.get("name") if isinstance(program, dict) else None
+    runtime = oldest_onnxruntime(contract.opset, contract.ir_version)
+    lines.append(f"{source}: program {name or '(not recorded)'!s}")
+    lines.append(
+        f"format: opset {contract.opset}, IR version {contract.ir_version}"
+        + (f" (runs on onnxruntime >= {runtime})" if runtime else "")
+    )
+    lines += _rates(contract)
+    lines += _observation(contract, meta)
+    lines += _actor(contract, meta)
+    stages = meta.get("exploy_dsl.stages")
+    for kind in ("observations", "process_actions", "apply_actions"):
+        lines += _stage(kind, stages.get(kind) if isinstance(stages, dict) else None)
+    lines += _joints(meta)
+    lines += _memory(contract)
+    lines += _bound(meta)
+    return "\n".join(lines) + "\n"
+
+
+def _rates(contract: FileContract) -> list[str]:
+    policy_hz = contract.update_rate / contract.decimation
+    return [
+        "",
+        "rates:",
+        f"  tick: {_g(contract.update_rate)} Hz (sim_dt {_g(contract.sim_dt)} s); the file is "
+        "called once per tick",
+        f"  policy step: every {contract.decimation} ticks ({_g(policy_hz)} Hz), when "
+        f"ctx.step_count % {contract.decimation} == 0; apply_actions runs at every tick",
+        "  exploy's controller counts from 1 after a reset: its first call is an apply-only "
+        "step, so memory initial values are used",
+    ]
+
+
+def _observation(contract: FileContract, meta: dict[str, Any]) -> list[str]:
+    layout = meta.get("exploy_dsl.observation")
+    obs = contract.obs
+    lines = ["", f"observation obs {list(obs.shape)}:"]
+    if not isinstance(layout, dict):
+        names = meta.get("obs_term_names")
+        lines.append(f"  terms (no layout recorded): {names}")
+        return lines
+    terms = [t for t in layout.get("terms", []) if isinstance(t, dict)]
+    width = max((len(str(t.get("name"))) for t in terms), default=4)
+    for t in terms:
+        start, size = int(t.get("start", 0)), int(t.get("size", 0))
+        parts = []
+        if t.get("clip") is not None:
+            parts.append(f"clip {_values(t['clip'])}")
+        if t.get("scale") is not None:
+            scale = t["scale"]
+            parts.append(f"scale {_g(scale[0]) if len(scale) == 1 else _values(scale)}")
+        detail = ", then ".join(parts) if parts else "as computed"
+        slot = f"obs[{start}:{start + size}]"
+        lines.append(f"  {slot:<12} {t.get('name')!s:<{width}}  {detail}")
+    clip = layout.get("clip")
+    lines.append(
+        f"  the concatenation is clipped to {_values(clip)}"
+        if clip is not None
+        else "  the concatenation is not clipped"
+    )
+    return lines
+
+
+def _actor(contract: FileContract, meta: dict[str, Any]) -> list[str]:
+    actor = meta.get("exploy_dsl.actor")
+    hashes = meta.get("exploy_dsl.hashes")
+    source = actor.get("source") if isinstance(actor, dict) else None
+    weights = hashes.get("actor_weights") if isinstance(hashes, dict) else None
+    return [
+        "",
+        f"actor: {source or '(not recorded)'}, obs {list(contract.obs.shape)} -> actions "
+        f"{list(contract.actions.shape)}",
+        f"  weights sha256: {weights or '(not recorded)'}",
+    ]
+
+
+def _stage(kind: str, info: Any) -> list[str]:
+    lines = ["", f"{_STAGE_TITLES[kind]}:"]
+    if not isinstance(info, dict):
+        return [*lines, "  (not recorded in this file)"]
+    where = f"{info.get('file')}:{info.get('line')}" if info.get("file") else "unknown file"
+    lines.append(f"  function {info.get('function')} ({where})")
+    lines.append(f"  reads: {', '.join(info.get('reads', [])) or 'nothing'}")
+    lines.append(f"  writes: {', '.join(info.get('writes', [])) or 'nothing'}")
+    ops = info.get("ops", {})
+    lines.append(f"  ops: {', '.join(f'{op} x{n}' for op, n in ops.items()) or 'none'}")
+    floats, others = [], 0
+    for const in info.get("constants", []):
+        if str(const.get("dtype", "")).startswith("float"):
+            floats.append(const)
+        else:
+            others += 1
+    for const in floats:
+        shape = const.get("shape", [])
+        if "values" not in const:
+            value = f"sha256 {str(const.get('sha256'))[:16]}..."
+        elif not shape:
+            value = _g(const["values"][0])
+        else:
+            value = _values(const["values"])
+        lines.append(f"  constant {const.get('dtype')}{shape if shape else ''} {value}")
+    if others:
+        lines.append(f"  plus {others} integer constant(s) (indices, axes, shapes)")
+    source = info.get("source")
+    if source:
+        lines.append("  source:")
+        lines += [f"  | {line}".rstrip() for line in str(source).rstrip().splitlines()]
+    return lines
+
+
+def _joints(meta: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for key, value in meta.items():
+        if _JOINTS.match(key) and isinstance(value, dict):
+            names = value.get("joint_names", [])
+            lines += ["", f"joint state {key}.pos/.vel: {len(names)} joints, in this order:"]
+            lines.append(f"  {', '.join(map(str, names))}")
+    for key, value in meta.items():
+        if not (_TARGETS.match(key) and isinstance(value, dict)):
+            continue
+        names = [str(n) for n in value.get("names", [])]
+        kp, kd = value.get("stiffness", []), value.get("damping", [])
+        lines += ["", f"joint targets {key}.pos/.vel/.effort: exploy sets these gains each tick"]
+        width = max((len(n) for n in names), default=5)
+        lines.append(f"  {'joint':<{width}}  stiffness  damping")
+        for i, joint in enumerate(names):
+            p = _g(kp[i]) if i < len(kp) else "?"
+            d = _g(kd[i]) if i < len(kd) else "?"
+            lines.append(f"  {joint:<{width}}  {p:<9}  {d}")
+    return lines
+
+
+def _memory(contract: FileContract) -> list[str]:
+    lines = ["", "memory (value after a reset; memory.X.out feeds memory.X.in next tick):"]
+    if not contract.memory:
+        return [*lines, "  (none)"]
+    for wire, name in zip(contract.memory, contract.memory_names, strict=True):
+        init = contract.initial_values[wire.name]
+        lines.append(f"  {name}  {wire.dtype}{list(wire.shape)}  {_values(init.reshape(-1))}")
+    return lines
+
+
+def _bound(meta: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    if isinstance(meta.get("base_names"), dict):
+        pairs = ", ".join(f"{art} -> {body}" for art, body in meta["base_names"].items())
+        lines.append(f"  base_names: {pairs}")
+    for key, value in meta.items():
+        if not key.startswith(("cmd.", "sensor.")) or not isinstance(value, dict):
+            continue
+        if isinstance(value.get("ranges"), dict):
+            ranges = ", ".join(f"{k} {_values(v)}" for k, v in value["ranges"].items())
+            lines.append(f"  {key} ranges: {ranges}")
+        else:
+            lines.append(f"  {key}: {json.dumps(value)}")
+    return ["", "bound metadata (read by exploy's matchers):", *lines] if lines else []
+
+
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _g(value: Any) -> str:
+    try:
+        return f"{float(value):g}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _values(values: Any) -> str:
+    flat = np.asarray(values, dtype=np.float64).reshape(-1)
+    shown = ", ".join(_g(x) for x in flat[:_SHOWN_VALUES])
+    more = f", ... ({flat.size} values)" if flat.size > _SHOWN_VALUES else ""
+    return f"[{shown}{more}]"

@@ -1,0 +1,38 @@
+"""Render a compiled file's contract as text a deployer reads."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exploy_dsl.contract._reader import FileContract
+
+
+def _values(arr: np.ndarray) -> str:
+    flat = arr.reshape(-1)
+    text = np.array2string(flat, precision=4, separator=", ", max_line_width=10_000)
+    return text if flat.size <= 24 else text[:200] + " ...]"
+
+
+def render_inspect(contract: FileContract, source: str) -> str:
+    lines = [f"file: {source}", f"opset {contract.opset}, IR version {contract.ir_version}"]
+    lines.append(
+        f"decimation: {contract.decimation} (policy every {contract.decimation} ticks), "
+        f"sim_dt: {contract.sim_dt} s, update_rate: {contract.update_rate} Hz, "
+        f"policy rate: {contract.update_rate / contract.decimation:g} Hz"
+    )
+    lines.append("inputs:")
+    lines.append("  ctx.step_count  int32 []  (tick counter; policy step when % decimation == 0)")
+    lines += [f"  {w.name}  {w.dtype} {list(w.shape)}" for w in contract.inputs]
+    lines.append("outputs:")
+    lines.append(f"  actions  {contract.actions.dtype} {list(contract.actions.shape)}")
+    lines.append(f"  obs  {contract.obs.dtype} {list(contract.obs.shape)}")
+    lines += [f"  {w.name}  {w.dtype} {list(w.shape)}" for w in contract.outputs]
+    lines.append("memory (in -> out, initial value):")
+    if not contract.memory:
+        lines.append("  (none)")
+    for wire, name in zip(contract.memory, contract.memory_names, strict=True):
+        init = contract.initial_values[wire.name]
+        lines.append(f"  memory.{name}  {wire.dtype} {list(wire.shape)}  init {_values(init)}")
+    lines.append("metadata:")
+    lines += [f"  {key} = {value}" for key, value in contract.metadata.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,1 @@
+"""Authoring: the Program builder, ports, the robot vocabulary, stage tracing."""

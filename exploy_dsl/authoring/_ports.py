@@ -1,0 +1,193 @@
+"""Declared ports: inputs, outputs and memory, with static shape, dtype and metadata."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from exploy_dsl._errors import DeclarationError
+
+DType = Literal["float32", "int32", "bool"]
+DTYPES: dict[str, np.dtype[Any]] = {
+    "float32": np.dtype(np.float32),
+    "int32": np.dtype(np.int32),
+    "bool": np.dtype(np.bool_),
+}
+
+
+def normalize_dtype(dtype: object, what: str) -> DType:
+    """Map any spelling of float32/int32/bool (str, NumPy type, dtype) to its canonical name."""
+    try:
+        resolved = np.dtype(dtype)  # type: ignore[call-overload]
+    except TypeError:
+        resolved = None
+    for name, candidate in DTYPES.items():
+        if resolved == candidate:
+            return name  # type: ignore[return-value]
+    raise DeclarationError(
+        f"{what} has unsupported dtype {dtype!r}: only float32, int32 and bool cross the file "
+        "boundary (exploy's controller reads nothing else). "
+        "Fix: declare it as 'float32', 'int32' or 'bool' and cast inside a stage."
+    )
+
+
+def normalize_shape(shape: object, what: str) -> tuple[int, ...]:
+    """Accept an int or a tuple of positive ints: the shape of one sample, without batch."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        dims: tuple[object, ...] = (int(shape),)
+    elif isinstance(shape, (tuple, list)):
+        dims = tuple(shape)
+    else:
+        raise DeclarationError(
+            f"{what} has shape {shape!r}; expected an int or a tuple of ints such as (12,). "
+            "Fix: pass the size of one sample; the batch dimension 1 is added for you."
+        )
+    if not dims:
+        raise DeclarationError(
+            f"{what} has an empty shape (); a port needs at least one dimension. "
+            "Fix: declare a scalar as shape (1,), the file then holds [1, 1]."
+        )
+    for d in dims:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool) or int(d) < 1:
+            raise DeclarationError(
+                f"{what} has shape {shape!r}: every dimension must be a static int >= 1 "
+                f"(got {d!r}). Fix: exploy's controller needs static shapes; use fixed sizes."
+            )
+    return tuple(int(d) for d in dims)  # type: ignore[call-overload]
+
+
+def normalize_metadata(metadata: object, what: str) -> dict[str, Any] | None:
+    """Check metadata is a JSON-able dict with str keys and keep a private copy of it."""
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        raise DeclarationError(
+            f"{what} metadata must be a dict, got {type(metadata).__name__}. "
+            'Fix: pass e.g. metadata={"description": "..."}.'
+        )
+    try:
+        text = json.dumps(dict(metadata), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DeclarationError(
+            f"{what} metadata cannot be stored as JSON: {exc}. "
+            "Fix: use only str keys and str, int, float (finite), bool, None, list or dict values; "
+            "convert NumPy arrays with .tolist()."
+        ) from None
+    copied: dict[str, Any] = json.loads(text)
+    return copied
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Port:
+    """A named value crossing the file boundary. Identity-hashed so it can key stage results."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DType = "float32"
+    metadata: dict[str, Any] | None = None
+    batch: int = 1
+    kind: ClassVar[str] = "port"
+
+    @property
+    def file_shape(self) -> tuple[int, ...]:
+        """The shape in the ONNX file: the batch dimension first."""
+        return (self.batch, *self.shape)
+
+    @property
+    def np_dtype(self) -> np.dtype[Any]:
+        return DTYPES[self.dtype]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, shape={list(self.file_shape)}, {self.dtype})"
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Input(Port):
+    """A value the robot or the operator provides at every tick."""
+
+    kind: ClassVar[str] = "input"
+
+    @property
+    def wire(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Output(Port):
+    """A value the file returns at every tick (written by apply_actions)."""
+
+    kind: ClassVar[str] = "output"
+
+    @property
+    def wire(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True, eq=False, repr=False)
+class Memory(Port):
+    """State carried from one call to the next; starts at ``init`` after every reset."""
+
+    init: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    kind: ClassVar[str] = "memory"
+
+    @property
+    def wire_in(self) -> str:
+        return f"memory.{self.name}.in"
+
+    @property
+    def wire_out(self) -> str:
+        return f"memory.{self.name}.out"
+
+    @property
+    def metadata_key(self) -> str:
+        return f"memory.{self.name}"
+
+
+def normalize_init(
+    init: object, shape: tuple[int, ...], batch: int, dtype: DType, what: str
+) -> np.ndarray:
+    """Turn a memory's initial value into a read-only array of exactly the file shape."""
+    np_dtype = DTYPES[dtype]
+    file_shape = (batch, *shape)
+    if init is None:
+        value = np.zeros(file_shape, np_dtype)
+    else:
+        try:
+            raw = np.asarray(init)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure is the user's value
+            raise DeclarationError(
+                f"{what} initial value cannot be read as an array: {exc}"
+            ) from None
+        if raw.dtype.kind not in "biuf":
+            raise DeclarationError(
+                f"{what} initial value has dtype {raw.dtype}; "
+                f"expected numbers for a {dtype} memory."
+            )
+        if dtype != "float32" and raw.dtype.kind == "f" and not np.all(np.round(raw) == raw):
+            raise DeclarationError(
+                f"{what} initial value has fractional numbers but the memory is {dtype}. "
+                "Fix: declare dtype='float32' or give integer values."
+            )
+        if raw.shape not in (shape, file_shape) and raw.size != 1:
+            raise DeclarationError(
+                f"{what} initial value has shape {list(raw.shape)}; expected {list(shape)} "
+                f"(or {list(file_shape)} with the batch dimension, or a single number). "
+                f"Fix: give an initial value with {int(np.prod(shape))} elements in that shape."
+            )
+        value = np.broadcast_to(raw, file_shape).astype(np_dtype)
+        if dtype == "float32" and not np.all(np.isfinite(value)):
+            raise DeclarationError(
+                f"{what} initial value holds NaN or infinity; a robot would start from it. "
+                "Fix: give finite numbers."
+            )
+    value = np.ascontiguousarray(value)
+    value.setflags(write=False)
+    return value

@@ -1,0 +1,404 @@
+"""The Program builder: declarations of ports, groups and the three stages."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+from exploy_dsl._errors import DeclarationError
+from exploy_dsl.authoring._names import (
+    ENV_METADATA_KEYS,
+    RESERVED_METADATA_KEYS,
+    check_name,
+    check_wire_name,
+)
+from exploy_dsl.authoring._ports import (
+    DType,
+    Input,
+    Memory,
+    Output,
+    Port,
+    normalize_dtype,
+    normalize_init,
+    normalize_metadata,
+    normalize_shape,
+)
+from exploy_dsl.authoring._robot import RobotVocabulary
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+STAGE_KINDS = ("observations", "process_actions", "apply_actions")
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A user stage function with the options given to its decorator."""
+
+    kind: str
+    fn: Callable[..., Any]
+    clip: tuple[float, float] | None = None
+    n_actions: int | None = None
+
+    @property
+    def location(self) -> str:
+        """``file:line`` of the stage's ``def``, for error messages."""
+        code = getattr(self.fn, "__code__", None)
+        if code is None:
+            return "<unknown>"
+        return f"{code.co_filename}:{code.co_firstlineno}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} stage {getattr(self.fn, '__name__', '?')!r}"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Group:
+    """A named set of ports ``<group>.<member>`` that shares one metadata entry."""
+
+    name: str
+    metadata: dict[str, Any] | None
+    program: Program
+
+    def input(
+        self,
+        member: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        metadata: dict[str, Any] | None = None,
+    ) -> Input:
+        return self.program.input(self._member(member), shape, dtype, metadata)
+
+    def output(
+        self,
+        member: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        metadata: dict[str, Any] | None = None,
+    ) -> Output:
+        return self.program.output(self._member(member), shape, dtype, metadata)
+
+    def memory(
+        self,
+        member: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        init: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        return self.program.memory(self._member(member), shape, dtype, init, metadata)
+
+    @property
+    def members(self) -> tuple[Port, ...]:
+        prefix = self.name + "."
+        return tuple(p for p in self.program.ports if p.name.startswith(prefix))
+
+    def _member(self, member: str) -> str:
+        check_name(member, f"member of group {self.name!r}")
+        return f"{self.name}.{member}"
+
+
+class Program(RobotVocabulary):
+    """A deployment program: ports, groups and stages, declared once.
+
+    The one mutable object of exploy-dsl. Declare ports first, then decorate the stage
+    functions; ``exploy_dsl.trace(program)`` turns it into graphs that the compiler stitches
+    and the reference interpreter runs.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        decimation: int,
+        sim_dt: float,
+        metadata: dict[str, Any] | None = None,
+        batch: int = 1,
+    ) -> None:
+        self.name = check_name(name, "program")
+        if isinstance(decimation, bool) or not isinstance(decimation, int) or decimation < 1:
+            raise DeclarationError(
+                f"program {name!r}: decimation must be an int >= 1 (ticks per policy step), "
+                f"got {decimation!r}. Fix: e.g. decimation=4 runs the policy every 4th tick."
+            )
+        if (
+            isinstance(sim_dt, bool)
+            or not isinstance(sim_dt, (int, float))
+            or not math.isfinite(sim_dt)
+            or sim_dt <= 0
+        ):
+            raise DeclarationError(
+                f"program {name!r}: sim_dt must be a finite number > 0 (seconds per tick), "
+                f"got {sim_dt!r}. Fix: e.g. sim_dt=0.005 for a 200 Hz control loop."
+            )
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise DeclarationError(f"program {name!r}: batch must be an int >= 1, got {batch!r}.")
+        self.decimation = decimation
+        self.sim_dt = float(sim_dt)
+        self.batch = batch
+        meta = normalize_metadata(metadata, f"program {name!r}") or {}
+        for key in meta:
+            if key in RESERVED_METADATA_KEYS or key.startswith("exploy_dsl."):
+                raise DeclarationError(
+                    f"program {name!r} metadata key {key!r} is written by the compiler. "
+                    "Fix: remove it from the metadata (or choose another key)."
+                )
+        self.metadata: dict[str, Any] = meta
+        self._ports: dict[str, Port] = {}
+        self._groups: dict[str, Group] = {}
+        self._stages: dict[str, Stage] = {}
+
+    # -- declarations -------------------------------------------------------------------------
+
+    def input(
+        self,
+        name: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        metadata: dict[str, Any] | None = None,
+    ) -> Input:
+        """Declare an input the robot provides at every tick, e.g. ``obj.robot.joints.pos``."""
+        what = f"input {name!r}"
+        self._check_new(name, what)
+        check_wire_name(name, "input")
+        port = Input(
+            name,
+            normalize_shape(shape, what),
+            normalize_dtype(dtype, what),
+            normalize_metadata(metadata, what),
+            self.batch,
+        )
+        self._ports[name] = port
+        return port
+
+    def output(
+        self,
+        name: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        metadata: dict[str, Any] | None = None,
+    ) -> Output:
+        """Declare an output apply_actions writes at every tick, e.g. joint targets."""
+        what = f"output {name!r}"
+        self._check_new(name, what)
+        check_wire_name(name, "output")
+        port = Output(
+            name,
+            normalize_shape(shape, what),
+            normalize_dtype(dtype, what),
+            normalize_metadata(metadata, what),
+            self.batch,
+        )
+        self._ports[name] = port
+        return port
+
+    def memory(
+        self,
+        name: str,
+        shape: int | tuple[int, ...],
+        dtype: DType | Any = "float32",
+        init: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
+        """Declare state kept between calls: wires ``memory.<name>.in``/``.out``.
+
+        ``init`` is the value after every reset (default zeros); it is stored in the file.
+        """
+        what = f"memory {name!r}"
+        self._check_new(name, what)
+        shape_t = normalize_shape(shape, what)
+        dtype_n = normalize_dtype(dtype, what)
+        port = Memory(
+            name,
+            shape_t,
+            dtype_n,
+            normalize_metadata(metadata, what),
+            self.batch,
+            init=normalize_init(init, shape_t, self.batch, dtype_n, what),
+        )
+        self._ports[name] = port
+        return port
+
+    def group(self, name: str, metadata: dict[str, Any] | None = None) -> Group:
+        """Declare a group; its members are named ``<group>.<member>``."""
+        what = f"group {name!r}"
+        self._check_new(name, what)
+        group = Group(name, normalize_metadata(metadata, what), self)
+        self._groups[name] = group
+        return group
+
+    # -- stages -------------------------------------------------------------------------------
+
+    @overload
+    def observations(self, fn: F, /) -> F: ...
+    @overload
+    def observations(self, *, clip: tuple[float, float] | None = None) -> Callable[[F], F]: ...
+    def observations(  # type: ignore[misc]
+        self, fn: F | None = None, /, *, clip: tuple[float, float] | None = None
+    ) -> F | Callable[[F], F]:
+        """Decorate ``fn(v) -> [(term_name, value), ...]``; terms are concatenated in order.
+
+        ``clip=(lo, hi)`` clips the concatenated observation (as rsl_rl's ``clip_obs``).
+        """
+        clip_t = _check_clip(clip, "observations clip")
+
+        def register(f: F) -> F:
+            self._register(Stage("observations", _check_stage_fn(f, 1, "observations"), clip_t))
+            return f
+
+        return register(fn) if fn is not None else register
+
+    def process_actions(self, *, n_actions: int) -> Callable[[F], F]:
+        """Decorate ``fn(v, actions) -> {memory: value}``, run once per policy step.
+
+        ``n_actions`` is the size of the actor's output this stage consumes.
+        """
+        if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
+            raise DeclarationError(
+                f"process_actions(n_actions=...) must be an int >= 1, got {n_actions!r}. "
+                "Fix: pass the size of the actor's output, e.g. n_actions=12."
+            )
+
+        def register(f: F) -> F:
+            fn = _check_stage_fn(f, 2, "process_actions")
+            self._register(Stage("process_actions", fn, n_actions=n_actions))
+            return f
+
+        return register
+
+    def apply_actions(self, fn: F, /) -> F:
+        """Decorate ``fn(v) -> {output_or_memory: value}``, run at every tick."""
+        self._register(Stage("apply_actions", _check_stage_fn(fn, 1, "apply_actions")))
+        return fn
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @property
+    def ports(self) -> tuple[Port, ...]:
+        return tuple(self._ports.values())
+
+    @property
+    def inputs(self) -> tuple[Input, ...]:
+        return tuple(p for p in self._ports.values() if isinstance(p, Input))
+
+    @property
+    def outputs(self) -> tuple[Output, ...]:
+        return tuple(p for p in self._ports.values() if isinstance(p, Output))
+
+    @property
+    def memories(self) -> tuple[Memory, ...]:
+        return tuple(p for p in self._ports.values() if isinstance(p, Memory))
+
+    @property
+    def groups(self) -> tuple[Group, ...]:
+        return tuple(self._groups.values())
+
+    @property
+    def stages(self) -> dict[str, Stage]:
+        return dict(self._stages)
+
+    @property
+    def update_rate(self) -> float:
+        """Ticks per second, ``1/sim_dt``; within 1e-9 of a whole number, that number.
+
+        exploy's controller truncates the stored rate to an int, so 199.99999999999997 must
+        never reach a file that means 200.
+        """
+        rate = 1.0 / self.sim_dt
+        nearest = round(rate)
+        return float(nearest) if abs(rate - nearest) <= 1e-9 * rate else rate
+
+    def port(self, name: str) -> Port | None:
+        return self._ports.get(name)
+
+    def __repr__(self) -> str:
+        return (
+            f"Program({self.name!r}, decimation={self.decimation}, sim_dt={self.sim_dt}, "
+            f"{len(self.inputs)} inputs, {len(self.outputs)} outputs, {len(self.memories)} memory)"
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _check_new(self, name: str, what: str) -> None:
+        check_name(name, what)
+        if name in self._ports or name in self._groups:
+            existing = self._ports.get(name) or self._groups[name]
+            raise DeclarationError(
+                f"{what} is declared twice (already declared as {existing!r}). "
+                "Fix: every port and group name must be unique; rename one of them."
+            )
+        for group in self._groups:
+            if group.startswith(name + "."):
+                raise DeclarationError(
+                    f"{what} clashes with group {group!r}: a port name may not be a prefix of a "
+                    "group name. Fix: rename one of them."
+                )
+        for other in self._ports:
+            if other.startswith(name + ".") or name.startswith(other + "."):
+                raise DeclarationError(
+                    f"{what} clashes with {self._ports[other]!r}: one name may not be a "
+                    "dot-prefix of another (their metadata keys would collide). "
+                    "Fix: rename one of them."
+                )
+        if name in RESERVED_METADATA_KEYS or name in ENV_METADATA_KEYS:
+            raise DeclarationError(
+                f"{what}: {name!r} is a top level metadata key of the file contract. "
+                "Fix: choose another name."
+            )
+        if name in self.metadata:
+            raise DeclarationError(
+                f"{what} collides with program metadata key {name!r}: both would be written "
+                "as the same metadata key. Fix: rename the port or the metadata key."
+            )
+
+    def _register(self, stage: Stage) -> None:
+        if stage.kind in self._stages:
+            raise DeclarationError(
+                f"program {self.name!r} already has a {stage.kind} stage "
+                f"({self._stages[stage.kind].location}); got a second one at {stage.location}. "
+                "Fix: keep one function per stage."
+            )
+        self._stages[stage.kind] = stage
+
+
+def _check_stage_fn(fn: Any, n_args: int, kind: str) -> Callable[..., Any]:
+    if not callable(fn):
+        raise DeclarationError(
+            f"@program.{kind} must decorate a function, got {type(fn).__name__}. "
+            f"Fix: write `@program.{kind}` directly above `def ...`."
+        )
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn  # builtins etc.: trust the call
+    positional = [
+        p
+        for p in params.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    if len(positional) != n_args and not any(p.kind == p.VAR_POSITIONAL for p in params.values()):
+        expected = "(v, actions)" if n_args == 2 else "(v)"
+        raise DeclarationError(
+            f"{kind} stage {getattr(fn, '__name__', '?')!r} takes {len(positional)} required "
+            f"arguments; expected {n_args}: def {getattr(fn, '__name__', 'stage')}{expected}."
+        )
+    return fn
+
+
+def _check_clip(clip: object, what: str) -> tuple[float, float] | None:
+    if clip is None:
+        return None
+    if (
+        not isinstance(clip, (tuple, list))
+        or len(clip) != 2
+        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in clip)
+        or not clip[0] < clip[1]
+    ):
+        raise DeclarationError(
+            f"{what} must be a pair (lo, hi) of numbers with lo < hi, got {clip!r}. "
+            "Fix: e.g. clip=(-100.0, 100.0)."
+        )
+    return (float(clip[0]), float(clip[1]))

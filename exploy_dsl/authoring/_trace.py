@@ -1,0 +1,398 @@
+"""Trace each stage function into its own ONNX graph, checking what it reads and writes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import spox
+import spox.opset.ai.onnx.v20 as op
+from spox import Tensor, Var, argument
+
+from exploy_dsl._errors import ExployDslError, StageError
+from exploy_dsl.authoring._operators import constant_like, operators
+from exploy_dsl.authoring._ports import Input, Memory, Output, Port
+from exploy_dsl.authoring._program import Program, Stage
+from exploy_dsl.authoring._source import describe
+from exploy_dsl.authoring._values import Values, graph_name, resolve
+
+_TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """An observation term: ``clip`` is applied first, then ``scale`` (as Isaac Lab does)."""
+
+    name: str
+    value: Any
+    scale: float | Sequence[float] | None = None
+    clip: tuple[float, float] | None = None
+
+
+def term(
+    name: str,
+    value: Any,
+    *,
+    scale: float | Sequence[float] | None = None,
+    clip: tuple[float, float] | None = None,
+) -> Term:
+    """An observation term whose scale and clip are recorded in the file (see ``explain``)."""
+    return Term(name, value, scale, clip)
+
+
+@dataclass(frozen=True, slots=True)
+class ObsTerm:
+    """Where one term sits in ``obs``, with the scale and clip the program declared for it."""
+
+    name: str
+    start: int
+    size: int
+    scale: tuple[float, ...] | None
+    clip: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StageGraph:
+    """One traced stage: a standalone ONNX graph over the ports it reads and writes."""
+
+    kind: str
+    label: str
+    location: str
+    model: onnx.ModelProto
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """The model's output names, aligned with ``writes`` (see ``model_output_name``)."""
+        return tuple(model_output_name(w) for w in self.writes)
+
+
+def model_output_name(write: str) -> str:
+    """A stage graph output name: memory writes get ``.out`` so they never clash with reads."""
+    return f"{write}.out" if write.startswith("memory.") else write
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TracedProgram:
+    """A program with all stages traced: what the compiler stitches and the interpreter runs."""
+
+    program: Program
+    observations: StageGraph
+    process_actions: StageGraph
+    apply_actions: StageGraph
+    obs_terms: tuple[ObsTerm, ...]
+    obs_clip: tuple[float, float] | None
+    n_obs: int
+    n_actions: int
+
+    @property
+    def stages(self) -> tuple[StageGraph, ...]:
+        return (self.observations, self.process_actions, self.apply_actions)
+
+
+def trace(program: Program) -> TracedProgram:
+    """Trace the three stages of ``program``; raise StageError naming the stage on a mistake."""
+    if not isinstance(program, Program):
+        raise StageError(f"expected an exploy_dsl.Program, got {type(program).__name__}.")
+    stages = program.stages
+    for kind, signature in (
+        ("observations", "(v)"),
+        ("process_actions", "(v, actions)"),
+        ("apply_actions", "(v)"),
+    ):
+        if kind not in stages:
+            deco = "@program.process_actions(n_actions=N)" if kind == "process_actions" else ""
+            raise StageError(
+                f"program {program.name!r} has no {kind} stage. "
+                f"Fix: add {deco or '@program.' + kind} above a `def {kind}{signature}`."
+            )
+    if not program.outputs:
+        raise StageError(
+            f"program {program.name!r} declares no outputs; the file would command nothing. "
+            "Fix: declare what the robot receives, e.g. program.joint_targets(...) or "
+            "program.output(...), and write it in apply_actions."
+        )
+    obs_graph, terms, n_obs = _trace_observations(program, stages["observations"])
+    proc = stages["process_actions"]
+    n_actions = proc.n_actions or 0
+    process_graph = _trace_writes(program, proc, allowed=(Memory,), n_actions=n_actions)
+    apply_graph = _trace_writes(program, stages["apply_actions"], allowed=(Output, Memory))
+    unwritten = [p.name for p in program.outputs if p.name not in apply_graph.writes]
+    if unwritten:
+        raise StageError(
+            f"{apply_graph.label} ({apply_graph.location}) never writes output(s) "
+            f"{', '.join(map(repr, unwritten))}; every output needs a value at every tick. "
+            "Fix: return a value for each of them from apply_actions."
+        )
+    return TracedProgram(
+        program,
+        obs_graph,
+        process_graph,
+        apply_graph,
+        terms,
+        stages["observations"].clip,
+        n_obs,
+        n_actions,
+    )
+
+
+def _call(stage: Stage, values: Values, *extra: Var) -> Any:
+    """Run the user's function with operator overloading on; report failures at the user line."""
+    with operators():
+        try:
+            return stage.fn(values, *extra)
+        except ExployDslError as exc:
+            where = describe(exc.__traceback__, stage.location)
+            raise type(exc)(f"{stage.label} at {where}: {exc}") from None
+        except Exception as exc:
+            where = describe(exc.__traceback__, stage.location)
+            raise StageError(f"{stage.label} failed at {where}: {_explain(exc)}") from exc
+
+
+_INFERENCE = re.compile(r"-- for (\w+): inputs \[(.*?)\](?: & attributes \[(.*)\])?$")
+
+
+def _explain(exc: Exception) -> str:
+    """One line for an exception from user code; spox shape errors say op and input types."""
+    message = " ".join(str(exc).split())
+    match = _INFERENCE.search(message)
+    if type(exc).__name__ == "InferenceError" and match:
+        reason = message.split("[ShapeInferenceError]")[-1].split("--")[0].strip().rstrip(".")
+        attributes = f" with attributes {match.group(3)}" if match.group(3) else ""
+        return (
+            f"{match.group(1)} cannot combine its inputs ({match.group(2)}){attributes}: "
+            f"{reason}. "
+            "Fix: make the shapes agree (slice, reshape or expand one side)."
+        )
+    return f"{type(exc).__name__}: {message}"
+
+
+def _trace_observations(
+    program: Program, stage: Stage
+) -> tuple[StageGraph, tuple[ObsTerm, ...], int]:
+    values = Values(program, stage.label)
+    result = _call(stage, values)
+    items: list[Any]
+    if isinstance(result, Mapping):
+        items = list(result.items())
+    elif isinstance(result, (list, tuple)):
+        items = list(result)
+    else:
+        raise StageError(
+            f"{stage.label} ({stage.location}) returned {type(result).__name__}; expected a list "
+            "of (name, value) pairs or exploy_dsl.term(...) items, in observation order."
+        )
+    if not items:
+        raise StageError(f"{stage.label} ({stage.location}) returned no observation terms.")
+    with operators():
+        parts: list[Var] = []
+        terms: list[ObsTerm] = []
+        start = 0
+        for item in items:
+            t = item if isinstance(item, Term) else _as_term(item, stage)
+            if not isinstance(t.name, str) or not _TERM_NAME.match(t.name):
+                raise StageError(
+                    f"{stage.label} ({stage.location}): term name {t.name!r} must be letters, "
+                    "digits and '_' (it becomes an entry of obs_term_names)."
+                )
+            if any(existing.name == t.name for existing in terms):
+                raise StageError(
+                    f"{stage.label} ({stage.location}): term {t.name!r} appears twice; "
+                    "obs_term_names must be unique. Fix: rename one of them."
+                )
+            var = _term_var(program, t, stage)
+            size = int(var.unwrap_tensor().shape[1])  # type: ignore[index,arg-type]
+            clip = _term_clip(t, stage)
+            scale = _term_scale(t, size, stage)
+            if clip is not None:
+                var = op.clip(var, op.const(np.float32(clip[0])), op.const(np.float32(clip[1])))
+            if scale is not None:
+                factor = (
+                    np.asarray(scale, np.float32).reshape(1, -1) if len(scale) > 1 else scale[0]
+                )
+                var = var * factor  # type: ignore[operator]
+            parts.append(var)
+            terms.append(ObsTerm(t.name, start, size, scale, clip))
+            start += size
+        obs = op.concat(parts, axis=-1) if len(parts) > 1 else op.identity(parts[0])
+        if stage.clip is not None:
+            lo, hi = stage.clip
+            obs = op.clip(obs, op.const(np.float32(lo)), op.const(np.float32(hi)))
+    graph = _build(stage, values.arguments, {"obs": obs})
+    return graph, tuple(terms), start
+
+
+def _as_term(item: object, stage: Stage) -> Term:
+    if isinstance(item, tuple) and len(item) == 2:
+        return Term(item[0], item[1])  # type: ignore[arg-type]
+    raise StageError(
+        f"{stage.label} ({stage.location}): observation item {item!r} is not a (name, value) "
+        "pair. Fix: return e.g. [('base_lin_vel', v[lin_vel] * 2.0), ...]."
+    )
+
+
+def _term_var(program: Program, t: Term, stage: Stage) -> Var:
+    context = f"{stage.label} ({stage.location}) term {t.name!r}"
+    var = t.value if isinstance(t.value, Var) else None
+    if var is None:
+        try:
+            arr = np.asarray(t.value, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise StageError(
+                f"{context} is {type(t.value).__name__}; expected a Var or an array."
+            ) from None
+        var = constant_like(np.atleast_2d(arr), np.dtype(np.float32), context)
+    tensor = var.unwrap_tensor()
+    if np.dtype(tensor.dtype) != np.float32:
+        raise StageError(
+            f"{context} has dtype {np.dtype(tensor.dtype)}; observation terms are float32. "
+            "Fix: op.cast(x, to=np.float32)."
+        )
+    shape = tensor.shape
+    if (
+        shape is None
+        or len(shape) != 2
+        or shape[0] != program.batch
+        or not isinstance(shape[1], int)
+    ):
+        raise StageError(
+            f"{context} has shape {_fmt_shape(shape)}; "
+            f"expected [{program.batch}, n] with a static n. "
+            "Fix: reshape the term, e.g. op.reshape(x, op.const(np.array([1, -1])))."
+        )
+    return var
+
+
+def _term_clip(t: Term, stage: Stage) -> tuple[float, float] | None:
+    if t.clip is None:
+        return None
+    c = t.clip
+    if not isinstance(c, (tuple, list)) or len(c) != 2 or not float(c[0]) < float(c[1]):
+        raise StageError(
+            f"{stage.label}: term {t.name!r} clip must be (lo, hi) with lo < hi, got {c!r}."
+        )
+    return (float(c[0]), float(c[1]))
+
+
+def _term_scale(t: Term, size: int, stage: Stage) -> tuple[float, ...] | None:
+    if t.scale is None:
+        return None
+    arr = np.asarray(t.scale, dtype=np.float64).reshape(-1)
+    if arr.size not in (1, size):
+        raise StageError(
+            f"{stage.label}: term {t.name!r} scale has {arr.size} entries; expected 1 or {size}."
+        )
+    return tuple(float(x) for x in arr)
+
+
+def _trace_writes(
+    program: Program,
+    stage: Stage,
+    allowed: tuple[type[Port], ...],
+    n_actions: int | None = None,
+) -> StageGraph:
+    values = Values(program, stage.label)
+    extra: list[Var] = []
+    if n_actions is not None:
+        extra.append(argument(Tensor(np.float32, (program.batch, n_actions))))
+    result = _call(stage, values, *extra)
+    if not isinstance(result, Mapping):
+        raise StageError(
+            f"{stage.label} ({stage.location}) returned {type(result).__name__}; expected a dict "
+            "mapping declared ports (or their names) to values."
+        )
+    allowed_names = " and ".join(a.kind for a in allowed)
+    outputs: dict[str, Var] = {}
+    with operators():
+        for key, value in result.items():
+            port = resolve(program, key, f"{stage.label} ({stage.location}) writes")
+            if not isinstance(port, allowed):
+                fix = (
+                    "outputs are written by apply_actions"
+                    if isinstance(port, Output)
+                    else "inputs come from the robot and cannot be written"
+                    if isinstance(port, Input)
+                    else "declare it as memory"
+                )
+                raise StageError(
+                    f"{stage.label} ({stage.location}) writes {port.kind} {port.name!r}; "
+                    f"this stage may only write {allowed_names}. Fix: {fix}."
+                )
+            name = graph_name(port)
+            if name in outputs:
+                raise StageError(
+                    f"{stage.label} ({stage.location}) writes {port.name!r} twice "
+                    "(by object and by name?)."
+                )
+            outputs[name] = _written_var(program, port, value, stage)
+    if not outputs and stage.kind == "process_actions":
+        raise StageError(
+            f"{stage.label} ({stage.location}) writes no memory, so the actor's actions are "
+            "lost before apply_actions runs. Fix: return e.g. {target: DEFAULT_POS + 0.25 * "
+            "actions} with a memory port apply_actions reads."
+        )
+    args = dict(values.arguments)
+    if n_actions is not None:
+        args["actions"] = extra[0]
+    return _build(stage, args, outputs)
+
+
+def _written_var(program: Program, port: Port, value: object, stage: Stage) -> Var:
+    context = f"{stage.label} ({stage.location}) write to {port.name!r}"
+    if not isinstance(value, Var):
+        arr = np.asarray(value) if not isinstance(value, (bool, int, float)) else value
+        try:
+            broadcast = np.broadcast_to(arr, port.file_shape)
+        except ValueError:
+            raise StageError(
+                f"{context}: constant of shape {list(np.shape(arr))} does not fit "
+                f"{list(port.file_shape)}."
+            ) from None
+        return constant_like(np.array(broadcast), port.np_dtype, context)
+    tensor = value.unwrap_tensor()
+    if np.dtype(tensor.dtype) != port.np_dtype:
+        np_name = "bool_" if port.dtype == "bool" else port.dtype
+        raise StageError(
+            f"{context}: value has dtype {np.dtype(tensor.dtype)}, the {port.kind} is "
+            f"{port.dtype}. Fix: op.cast(x, to=np.{np_name})."
+        )
+    shape = tensor.shape
+    expected = port.file_shape
+    if (
+        shape is None
+        or len(shape) != len(expected)
+        or any(isinstance(d, int) and d != e for d, e in zip(shape, expected, strict=True))
+    ):
+        raise StageError(
+            f"{context}: value has shape {_fmt_shape(shape)}, the {port.kind} is declared "
+            f"{list(expected)}. Fix: compute a value of exactly that shape "
+            "(op.expand / op.reshape / slicing)."
+        )
+    return value
+
+
+def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> StageGraph:
+    # Identity on every output keeps names distinct when one Var is written to two ports or
+    # is an argument passed straight through.
+    wrapped = {model_output_name(name): op.identity(var) for name, var in outputs.items()}
+    try:
+        model = spox.build(inputs=args, outputs=wrapped)
+    except Exception as exc:
+        raise StageError(
+            f"{stage.label} ({stage.location}) cannot be built: {' '.join(str(exc).split())}. "
+            "A stage may only use values read from `v` (and `actions`) plus constants; a Var "
+            "kept from another stage or a previous trace cannot be captured."
+        ) from exc
+    model.graph.name = stage.kind
+    return StageGraph(stage.kind, stage.label, stage.location, model, tuple(args), tuple(outputs))
+
+
+def _fmt_shape(shape: object) -> str:
+    if shape is None:
+        return "unknown"
+    return "[" + ", ".join("?" if not isinstance(d, int) else str(d) for d in shape) + "]"  # type: ignore[attr-defined]

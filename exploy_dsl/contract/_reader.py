@@ -1,0 +1,267 @@
+"""Read and validate the deployment contract of a compiled file, without the program."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx.numpy_helper
+
+from exploy_dsl._errors import FileContractError
+
+STEP_COUNT = "ctx.step_count"
+REQUIRED_KEYS = ("exploy_version", "update_rate", "decimation", "sim_dt", "obs_term_names")
+_MAJOR_MINOR = re.compile(r"^\d+\.\d+")
+_DTYPES: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """One graph input or output: name, static shape, dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def np_dtype(self) -> np.dtype[Any]:
+        return np.dtype(np.bool_) if self.dtype == "bool" else np.dtype(self.dtype)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FileContract:
+    """What a deployed controller binds: wires, memory with initial values, rates, metadata."""
+
+    inputs: tuple[Wire, ...]  # declared inputs, without ctx.step_count and memory
+    outputs: tuple[Wire, ...]  # declared outputs, without actions, obs and memory
+    memory: tuple[Wire, ...]  # memory.<name>.in wires, in file order
+    initial_values: dict[str, np.ndarray]  # keyed by memory.<name>.in
+    actions: Wire
+    obs: Wire
+    decimation: int
+    sim_dt: float
+    update_rate: float
+    metadata: dict[str, str]
+    opset: int
+    ir_version: int
+
+    @property
+    def memory_names(self) -> tuple[str, ...]:
+        return tuple(w.name[len("memory.") : -len(".in")] for w in self.memory)
+
+    def json_metadata(self, key: str) -> Any:
+        """A metadata value decoded as JSON, or a FileContractError naming the key."""
+        if key not in self.metadata:
+            raise FileContractError(f"file has no metadata key {key!r}.")
+        try:
+            return json.loads(self.metadata[key])
+        except json.JSONDecodeError:
+            raise FileContractError(
+                f"metadata key {key!r} is not valid JSON: {self.metadata[key][:80]!r}."
+            ) from None
+
+
+def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """Load a file, bytes or ModelProto; a missing or unreadable file is a clear error."""
+    if isinstance(source, onnx.ModelProto):
+        return source
+    if isinstance(source, bytes):
+        try:
+            return onnx.load_from_string(source)
+        except Exception as exc:  # noqa: BLE001
+            raise FileContractError(f"bytes are not an ONNX model: {exc}") from None
+    path = Path(source)
+    if not path.is_file():
+        raise FileContractError(f"file {str(path)!r} does not exist. Fix: check the path.")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
+        raise FileContractError(f"file {str(path)!r} is not a readable ONNX model: {exc}") from None
+
+
+def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
+    """Validate ``model`` against DESIGN.md section 2 and describe it; errors name the key."""
+    graph = model.graph
+    metadata = {p.key: p.value for p in model.metadata_props}
+    missing = [k for k in REQUIRED_KEYS if k not in metadata]
+    if missing:
+        raise FileContractError(
+            f"{source} lacks required metadata key(s) {', '.join(map(repr, missing))}; exploy's "
+            "controller needs them. Fix: recompile it with exploy-dsl compile."
+        )
+    decimation = _parse_number(metadata, "decimation", int, source)
+    sim_dt = _parse_number(metadata, "sim_dt", float, source)
+    update_rate = _parse_number(metadata, "update_rate", float, source)
+    if (
+        decimation < 1
+        or not (math.isfinite(sim_dt) and sim_dt > 0)
+        or not (math.isfinite(update_rate) and update_rate > 0)
+    ):
+        raise FileContractError(
+            f"{source} has decimation={decimation}, sim_dt={sim_dt}, update_rate={update_rate}; "
+            "expected decimation >= 1 and finite positive rates. Fix: recompile it."
+        )
+    _check_json_keys(metadata, source)
+    initializers = {i.name: i for i in graph.initializer}
+    wires_in = [_wire(v, source, "input") for v in graph.input]
+    wires_out = [_wire(v, source, "output") for v in graph.output]
+    by_in = {w.name: w for w in wires_in}
+    by_out = {w.name: w for w in wires_out}
+    step = by_in.get(STEP_COUNT)
+    if step is None or step.shape != () or step.dtype != "int32":
+        raise FileContractError(
+            f"{source} has no int32 scalar input {STEP_COUNT!r} (found {step}). "
+            "Fix: recompile it with exploy-dsl compile."
+        )
+    for name in ("actions", "obs"):
+        if name not in by_out:
+            raise FileContractError(f"{source} has no {name!r} output. Fix: recompile it.")
+    memory = [w for w in wires_in if w.name.startswith("memory.") and w.name.endswith(".in")]
+    initial: dict[str, np.ndarray] = {}
+    for wire in memory:
+        out_name = wire.name[: -len(".in")] + ".out"
+        out = by_out.get(out_name)
+        if out is None:
+            raise FileContractError(
+                f"{source}: memory input {wire.name!r} has no output {out_name!r}; the state "
+                "would be lost between calls. Fix: recompile it."
+            )
+        if out.shape != wire.shape or out.dtype != wire.dtype:
+            raise FileContractError(
+                f"{source}: memory {wire.name!r} is {wire.dtype}{list(wire.shape)} but "
+                f"{out_name!r} is {out.dtype}{list(out.shape)}; they must match."
+            )
+        init = initializers.get(wire.name)
+        if init is None:
+            raise FileContractError(
+                f"{source}: memory {wire.name!r} has no initializer holding its initial value. "
+                "Fix: recompile it."
+            )
+        value = onnx.numpy_helper.to_array(init)
+        if value.shape != wire.shape or _DTYPES.get(init.data_type) != wire.dtype:
+            raise FileContractError(
+                f"{source}: the initial value of memory {wire.name!r} is "
+                f"{_DTYPES.get(init.data_type, 'dtype ' + str(init.data_type))}"
+                f"{list(value.shape)} but the wire is {wire.dtype}{list(wire.shape)}. "
+                "Fix: recompile it."
+            )
+        initial[wire.name] = value
+    orphan_outs = [
+        w.name
+        for w in wires_out
+        if w.name.startswith("memory.") and w.name[: -len(".out")] + ".in" not in by_in
+    ]
+    if orphan_outs:
+        raise FileContractError(
+            f"{source}: memory output(s) {', '.join(map(repr, orphan_outs))} have no '.in' input."
+        )
+    memory_names = {w.name for w in memory}
+    inputs = tuple(w for w in wires_in if w.name != STEP_COUNT and w.name not in memory_names)
+    outputs = tuple(
+        w
+        for w in wires_out
+        if w.name not in ("actions", "obs") and not w.name.startswith("memory.")
+    )
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return FileContract(
+        inputs,
+        outputs,
+        tuple(memory),
+        initial,
+        by_out["actions"],
+        by_out["obs"],
+        decimation,
+        sim_dt,
+        update_rate,
+        metadata,
+        int(opset),
+        int(model.ir_version),
+    )
+
+
+def _check_json_keys(metadata: dict[str, str], source: str) -> None:
+    """The keys exploy's controller (or our tools) parse as JSON, with the form they need."""
+    try:
+        version = json.loads(metadata["exploy_version"])
+    except json.JSONDecodeError:
+        version = None
+    if not isinstance(version, str) or not _MAJOR_MINOR.match(version):
+        raise FileContractError(
+            f"{source}: metadata key 'exploy_version' must be a JSON string (with quotes) "
+            f'starting with MAJOR.MINOR, e.g. "0.1.0", got {metadata["exploy_version"]!r}; '
+            "exploy's controller refuses the file otherwise. Fix: recompile it."
+        )
+    names = _json(metadata, "obs_term_names", source)
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise FileContractError(
+            f"{source}: metadata key 'obs_term_names' must be a JSON list of str, got "
+            f"{metadata['obs_term_names'][:80]!r}. Fix: recompile it."
+        )
+    if "base_names" in metadata:
+        bases = _json(metadata, "base_names", source)
+        if not isinstance(bases, dict) or not all(isinstance(v, str) for v in bases.values()):
+            raise FileContractError(
+                f"{source}: metadata key 'base_names' must be a JSON object "
+                f'{{"<articulation>": "<base body>"}}, got {metadata["base_names"][:80]!r}; '
+                "exploy's controller would bind no base input. Fix: recompile it."
+            )
+
+
+def _json(metadata: dict[str, str], key: str, source: str) -> Any:
+    try:
+        return json.loads(metadata[key])
+    except json.JSONDecodeError:
+        raise FileContractError(
+            f"{source}: metadata key {key!r} is not valid JSON: {metadata[key][:80]!r}. "
+            "Fix: recompile it."
+        ) from None
+
+
+def _parse_number(metadata: dict[str, str], key: str, kind: type, source: str) -> Any:
+    text = metadata[key]
+    try:
+        return kind(text)
+    except ValueError:
+        hint = " (it must be a plain number, NOT JSON-quoted)" if text.startswith('"') else ""
+        raise FileContractError(
+            f"{source}: metadata key {key!r} = {text!r} is not a plain {kind.__name__}{hint}."
+        ) from None
+
+
+def _wire(value: onnx.ValueInfoProto, source: str, what: str) -> Wire:
+    tensor = value.type.tensor_type
+    if not value.type.HasField("tensor_type"):
+        raise FileContractError(f"{source}: {what} {value.name!r} is not a tensor.")
+    dtype = _DTYPES.get(int(tensor.elem_type))
+    if dtype is None:
+        name = onnx.TensorProto.DataType.Name(tensor.elem_type)
+        raise FileContractError(
+            f"{source}: {what} {value.name!r} has dtype {name}; only float32, int32 and bool may "
+            "cross the file boundary. Fix: cast inside the program."
+        )
+    if not tensor.HasField("shape"):
+        raise FileContractError(
+            f"{source}: {what} {value.name!r} has no shape (unknown rank); exploy's controller "
+            "needs static shapes. Fix: recompile it."
+        )
+    dims = []
+    for dim in tensor.shape.dim:
+        if not dim.HasField("dim_value"):
+            raise FileContractError(
+                f"{source}: {what} {value.name!r} has a symbolic dimension "
+                f"{dim.dim_param or '?'!r}; exploy's controller needs static shapes. "
+                "Fix: recompile with a fixed batch size."
+            )
+        dims.append(int(dim.dim_value))
+    return Wire(value.name, tuple(dims), dtype)

@@ -1,0 +1,416 @@
+"""Plan-once, run-many NumPy interpreter for a single ONNX graph."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+import onnx
+import onnx.inliner
+from onnx import numpy_helper
+
+from exploy_dsl.reference._numpy_ops import (
+    LEGACY_OPS,
+    MULTI_OUTPUT_OPS,
+    OPS,
+    slice_with_constant_bounds,
+    supports,
+)
+
+__all__ = ["GraphInterpreter", "GraphInterpreterError"]
+
+_DEFAULT_DOMAINS = ("", "ai.onnx")
+_SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+# Constant folding keeps results up to this many elements; bigger ones are recomputed per run.
+_FOLD_MAX_ELEMENTS = 1 << 20
+
+
+class GraphInterpreterError(ValueError):
+    """Raised when a graph cannot be planned or a run fails."""
+
+
+class _Unsupported(Exception):
+    """An attribute kind the NumPy table cannot take (the node goes to the fallback)."""
+
+
+class _Step(NamedTuple):
+    fn: Callable[..., Any]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    attrs: dict[str, Any]
+    multi: bool  # fn returns one value per output (a sequence) rather than a single value
+    label: str  # for error messages
+
+
+class _FallbackNode:
+    """Runs one node with ``onnx.reference.ReferenceEvaluator``."""
+
+    def __init__(self, node: onnx.NodeProto, input_names: Sequence[str], model: onnx.ModelProto):
+        from onnx.reference import ReferenceEvaluator
+
+        self.op_type = node.op_type
+        self.input_names = tuple(input_names)
+        untyped = onnx.TypeProto()
+        graph = onnx.helper.make_graph(
+            [node],
+            f"fallback_{node.op_type}",
+            [onnx.helper.make_value_info(name, untyped) for name in self.input_names],
+            [onnx.helper.make_value_info(name, untyped) for name in node.output if name],
+        )
+        single = onnx.helper.make_model(
+            graph,
+            opset_imports=list(model.opset_import),
+            functions=list(model.functions),
+            ir_version=model.ir_version or onnx.IR_VERSION,
+        )
+        self._evaluator = ReferenceEvaluator(single)
+
+    def __call__(self, *args: Any) -> list[Any]:
+        feeds = {
+            name: np.asarray(value) if isinstance(value, np.generic) else value
+            for name, value in zip(self.input_names, args, strict=True)
+        }
+        return list(self._evaluator.run(None, feeds))
+
+    def __repr__(self) -> str:
+        return f"_FallbackNode({self.op_type!r})"
+
+
+def _readonly(value: Any) -> Any:
+    if isinstance(value, np.ndarray) and value.flags.writeable:
+        value = value.view()
+        value.flags.writeable = False
+    return value
+
+
+def _sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray[Any, Any]:
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    dims = tuple(sparse.dims)
+    dense = np.zeros(math.prod(dims), dtype=values.dtype)
+    if indices.ndim == 2:
+        indices = np.ravel_multi_index(tuple(indices.T), dims)
+    dense[indices.reshape(-1)] = values.reshape(-1)
+    return dense.reshape(dims)
+
+
+def _parse_attribute(attr: onnx.AttributeProto) -> Any:
+    kind = attr.type
+    if attr.ref_attr_name:
+        raise _Unsupported(attr.name)
+    if kind == onnx.AttributeProto.FLOAT:
+        return attr.f
+    if kind == onnx.AttributeProto.INT:
+        return attr.i
+    if kind == onnx.AttributeProto.STRING:
+        return attr.s.decode("utf-8")
+    if kind == onnx.AttributeProto.TENSOR:
+        return numpy_helper.to_array(attr.t)
+    if kind == onnx.AttributeProto.SPARSE_TENSOR:
+        return _sparse_to_dense(attr.sparse_tensor)
+    if kind == onnx.AttributeProto.FLOATS:
+        return list(attr.floats)
+    if kind == onnx.AttributeProto.INTS:
+        return list(attr.ints)
+    if kind == onnx.AttributeProto.STRINGS:
+        return [s.decode("utf-8") for s in attr.strings]
+    raise _Unsupported(attr.name)
+
+
+def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
+    for attr in node.attribute:
+        if attr.type == onnx.AttributeProto.GRAPH:
+            yield attr.g
+        elif attr.type == onnx.AttributeProto.GRAPHS:
+            yield from attr.graphs
+
+
+def _free_names(graph: onnx.GraphProto, bound: frozenset[str]) -> set[str]:
+    """Names a (sub)graph reads from enclosing scopes."""
+    local = set(bound)
+    local.update(v.name for v in graph.input)
+    local.update(t.name for t in graph.initializer)
+    local.update(s.values.name for s in graph.sparse_initializer)
+    for node in graph.node:
+        local.update(node.output)
+    frozen = frozenset(local)
+    free: set[str] = set()
+    for node in graph.node:
+        free.update(name for name in node.input if name and name not in frozen)
+        for sub in _subgraphs(node):
+            free |= _free_names(sub, frozen)
+    free.discard("")
+    return free
+
+
+def _outer_names(node: onnx.NodeProto) -> list[str]:
+    free: set[str] = set()
+    for sub in _subgraphs(node):
+        free |= _free_names(sub, frozenset())
+    return sorted(free)
+
+
+def _unique(names: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(n for n in names if n))
+
+
+def _toposort(
+    nodes: Sequence[onnx.NodeProto], available: set[str]
+) -> list[tuple[onnx.NodeProto, list[str]]]:
+    """Nodes in dependency order (stable w.r.t. file order), each with its outer-scope names."""
+    producer: dict[str, int] = {}
+    for index, node in enumerate(nodes):
+        for name in node.output:
+            if name:
+                producer[name] = index
+    outer = [_outer_names(node) for node in nodes]
+    users: list[list[int]] = [[] for _ in nodes]
+    pending = [0] * len(nodes)
+    for index, node in enumerate(nodes):
+        deps = set()
+        for name in _unique([*node.input, *outer[index]]):
+            if name in producer:
+                deps.add(producer[name])
+            elif name not in available:
+                raise GraphInterpreterError(
+                    f"node {_label(node, index)} reads {name!r}, which is neither a graph "
+                    "input, an initializer nor the output of another node"
+                )
+        for dep in deps:
+            users[dep].append(index)
+        pending[index] = len(deps)
+    ready = [i for i, count in enumerate(pending) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        index = heapq.heappop(ready)
+        order.append(index)
+        for user in users[index]:
+            pending[user] -= 1
+            if pending[user] == 0:
+                heapq.heappush(ready, user)
+    if len(order) != len(nodes):
+        stuck = [_label(nodes[i], i) for i in range(len(nodes)) if pending[i] > 0]
+        raise GraphInterpreterError(f"graph has a cycle through nodes {stuck[:5]}")
+    return [(nodes[i], outer[i]) for i in order]
+
+
+def _label(node: onnx.NodeProto, index: int) -> str:
+    name = f" {node.name!r}" if node.name else ""
+    return f"#{index} {node.op_type}{name}"
+
+
+class GraphInterpreter:
+    """Run one ONNX model with NumPy.
+
+    The constructor turns the graph into a flat plan (a list of steps in topological order, with
+    attributes parsed, initializers and ``Constant`` nodes converted to arrays, and table ops
+    whose inputs are all constant folded). :meth:`run` then only evaluates that plan. Ops absent
+    from :data:`exploy_dsl.reference._numpy_ops.OPS`, and nodes with subgraphs (``If``, ``Loop``,
+    ``Scan``), run node-by-node through ``onnx.reference.ReferenceEvaluator``;
+    :attr:`fallback_ops` lists their op types.
+
+    Returned arrays may share memory with the feeds; arrays derived from constants are copied.
+    """
+
+    def __init__(self, model: onnx.ModelProto, *, fold_constants: bool = True) -> None:
+        if not isinstance(model, onnx.ModelProto):
+            raise GraphInterpreterError(f"expected an onnx.ModelProto, got {type(model).__name__}")
+        if model.functions:
+            model = onnx.inliner.inline_local_functions(model)
+        self._model = model
+        graph = model.graph
+        self._opset = next(
+            (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS),
+            onnx.defs.onnx_opset_version(),
+        )
+        self._fold = fold_constants
+
+        env: dict[str, Any] = {"": None}
+        for tensor in graph.initializer:
+            env[tensor.name] = _readonly(numpy_helper.to_array(tensor))
+        for sparse in graph.sparse_initializer:
+            env[sparse.values.name] = _readonly(_sparse_to_dense(sparse))
+        self._input_names = tuple(v.name for v in graph.input)
+        self._input_set = frozenset(self._input_names)
+        self._required_inputs = tuple(n for n in self._input_names if n not in env)
+        self._output_names = tuple(v.name for v in graph.output)
+        # Values known at plan time (initializers a feed may override are excluded).
+        known = {name: value for name, value in env.items() if name not in self._input_set}
+
+        self._fallback_ops: list[str] = []
+        steps: list[_Step] = []
+        available = set(env) | self._input_set
+        for index, (node, outer) in enumerate(_toposort(list(graph.node), available)):
+            step = self._plan_node(node, outer, _label(node, index), known)
+            if step is not None:
+                steps.append(step)
+        env.update(known)
+        self._env = env
+        self._steps = tuple(steps)
+
+        defined = set(env) | self._input_set
+        defined.update(name for step in steps for name in step.outputs)
+        missing = [name for name in self._output_names if name not in defined]
+        if missing:
+            raise GraphInterpreterError(f"graph outputs {missing} are never computed")
+
+    # ----------------------------------------------------------------------------------------
+    # planning
+
+    def _plan_node(
+        self, node: onnx.NodeProto, outer: list[str], label: str, known: dict[str, Any]
+    ) -> _Step | None:
+        inputs = list(node.input)
+        while inputs and not inputs[-1]:
+            inputs.pop()
+        outputs = list(node.output)
+        while outputs and not outputs[-1]:
+            outputs.pop()
+        multi = node.op_type in MULTI_OUTPUT_OPS
+
+        fn = self._table_op(node)
+        attrs: dict[str, Any] = {}
+        if fn is not None:
+            try:
+                attrs = {a.name: _parse_attribute(a) for a in node.attribute}
+            except _Unsupported:
+                fn = None
+        if fn is not None and multi:
+            attrs.setdefault("num_outputs", len(outputs))
+        if (
+            fn is None
+            or (len(outputs) != 1 and not multi)
+            or not supports(fn, node.op_type, len(inputs), attrs)
+        ):
+            return self._plan_fallback(node, outer, label, known)
+
+        if multi:
+            outputs = [name or f"\0unused:{label}:{i}" for i, name in enumerate(outputs)]
+        step = _Step(fn, tuple(inputs), tuple(outputs), attrs, multi, label)
+        is_constant = node.op_type == "Constant"
+        if is_constant or (self._fold and all(n in known for n in inputs)):
+            values = self._try_fold(step, known, required=is_constant)
+            if values is not None:
+                known.update(zip(outputs, values, strict=True))
+                return None
+        if node.op_type == "Slice" and len(inputs) >= 3 and all(n in known for n in inputs[1:]):
+            # Observation pipelines slice with constant bounds; resolve them once, not per tick.
+            bounds = [known[n] for n in inputs[1:]]
+            slicer = slice_with_constant_bounds(*bounds)
+            return _Step(slicer, (inputs[0],), tuple(outputs), {}, False, label)
+        return step
+
+    def _table_op(self, node: onnx.NodeProto) -> Callable[..., Any] | None:
+        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in OPS:
+            return None
+        if any(a.type in _SUBGRAPH_ATTRS for a in node.attribute):
+            return None
+        legacy = LEGACY_OPS.get(node.op_type)
+        if legacy is not None and self._opset < legacy[0]:
+            return legacy[1]
+        return OPS[node.op_type]
+
+    @staticmethod
+    def _try_fold(
+        step: _Step, known: Mapping[str, Any], *, required: bool = False
+    ) -> list[Any] | None:
+        """Evaluate a step at plan time; None if it fails or its result is too big to keep.
+
+        ``required`` steps (``Constant`` nodes) are always folded and raise on failure.
+        """
+        try:
+            with np.errstate(all="ignore"):
+                result = step.fn(*[known[n] for n in step.inputs], **step.attrs)
+        except Exception as exc:
+            if required:
+                raise GraphInterpreterError(f"{step.label} failed: {exc}") from exc
+            return None  # report the problem at run time, with the real feeds
+        values = list(result) if step.multi else [result]
+        if not required and any(np.size(v) > _FOLD_MAX_ELEMENTS for v in values):
+            return None
+        return [_readonly(np.asarray(v) if isinstance(v, np.generic) else v) for v in values]
+
+    def _plan_fallback(
+        self, node: onnx.NodeProto, outer: list[str], label: str, known: dict[str, Any]
+    ) -> _Step | None:
+        names = _unique([*node.input, *outer])
+        try:
+            fallback = _FallbackNode(node, names, self._model)
+        except Exception as exc:
+            raise GraphInterpreterError(
+                f"{label}: op {node.domain + '.' if node.domain else ''}{node.op_type} is not in "
+                f"the NumPy table and the reference evaluator cannot run it: {exc}"
+            ) from exc
+        if node.op_type not in self._fallback_ops:
+            self._fallback_ops.append(node.op_type)
+        outputs = tuple(name for name in node.output if name)
+        step = _Step(fallback, tuple(names), outputs, {}, True, label)
+        if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+            values = self._try_fold(step, known, required=True)
+            if values is not None:
+                known.update(zip(outputs, values, strict=True))
+                return None
+        return step
+
+    # ----------------------------------------------------------------------------------------
+    # public API
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """Graph input names, in declaration order."""
+        return self._input_names
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        """Graph output names, in declaration order (the keys :meth:`run` returns)."""
+        return self._output_names
+
+    @property
+    def fallback_ops(self) -> tuple[str, ...]:
+        """Op types run by ``onnx.reference.ReferenceEvaluator`` (first-seen order, unique)."""
+        return tuple(self._fallback_ops)
+
+    def run(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray[Any, Any]]:
+        """Evaluate the graph on ``feeds`` (input name -> array); return outputs by name."""
+        missing = [name for name in self._required_inputs if name not in feeds]
+        if missing:
+            raise GraphInterpreterError(
+                f"missing feed(s) {missing}; the graph expects inputs {list(self._input_names)}"
+            )
+        env = self._env.copy()
+        for name, value in feeds.items():
+            if name not in self._input_set:
+                raise GraphInterpreterError(
+                    f"unknown feed {name!r}; the graph expects inputs {list(self._input_names)}"
+                )
+            env[name] = np.asarray(value)
+
+        step: _Step | None = None
+        try:
+            with np.errstate(all="ignore"):
+                for step in self._steps:
+                    fn, ins, outs, attrs, multi, _ = step
+                    result = fn(*[env[n] for n in ins], **attrs)
+                    if multi:
+                        env.update(zip(outs, result, strict=True))
+                    else:
+                        env[outs[0]] = result
+        except Exception as exc:
+            assert step is not None
+            raise GraphInterpreterError(
+                f"{step.label} failed: {type(exc).__name__}: {exc}"
+            ) from exc
+
+        return {name: _to_output(env[name]) for name in self._output_names}
+
+
+def _to_output(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return np.asarray(value)
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        return value.copy()
+    return value

@@ -1,0 +1,1 @@
+"""Deployment: step a compiled file as a robot loop does (needs only numpy and onnxruntime)."""

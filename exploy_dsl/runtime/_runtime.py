@@ -1,0 +1,110 @@
+"""Run a compiled file tick by tick, as a deployed loop does, from the file alone."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from exploy_dsl._errors import RuntimeInputError
+from exploy_dsl.contract._reader import STEP_COUNT, FileContract, load_model, read_contract
+
+
+class Runtime:
+    """Owns the tick counter and the memory; ``step(inputs)`` returns named outputs.
+
+    ``first_tick=0`` is our convention (the first call after a reset is a policy step);
+    exploy's C++ controller adds 1 before each call, i.e. ``first_tick=1``.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str] | bytes | onnx.ModelProto,
+        *,
+        threads: int = 1,
+        first_tick: int = 0,
+    ) -> None:
+        model = load_model(source)
+        label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
+        self.contract: FileContract = read_contract(model, label)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # memory initializers as inputs are on purpose
+        self._session = ort.InferenceSession(
+            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+        )
+        self._output_names = [o.name for o in self._session.get_outputs()]
+        self._first_tick = first_tick
+        self._inputs = {w.name: w for w in self.contract.inputs}
+        self.tick = first_tick
+        self.memory: dict[str, np.ndarray] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the initial memory values stored in the file and the first tick."""
+        self.tick = self._first_tick
+        self.memory = {k: v.copy() for k, v in self.contract.initial_values.items()}
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(self._inputs)
+
+    def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """One call of the file: feeds inputs, memory and the tick; advances both."""
+        feeds = self._check(inputs)
+        feeds[STEP_COUNT] = np.array(self.tick, dtype=np.int32)
+        feeds.update(self.memory)
+        values = self._session.run(self._output_names, feeds)
+        results = dict(zip(self._output_names, values, strict=True))
+        for wire in self.contract.memory:
+            self.memory[wire.name] = results[wire.name[: -len(".in")] + ".out"]
+        self.tick += 1
+        return results
+
+    def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if not isinstance(inputs, Mapping):
+            raise RuntimeInputError(
+                f"step() takes a dict of input name -> array, got {type(inputs).__name__}."
+            )
+        unknown = [k for k in inputs if k not in self._inputs]
+        if unknown:
+            hint = ""
+            if any(k == STEP_COUNT or str(k).startswith("memory.") for k in unknown):
+                hint = " The runtime feeds ctx.step_count and memory itself."
+            raise RuntimeInputError(
+                f"unknown input(s) {', '.join(map(repr, unknown))}; the file's inputs are "
+                f"{', '.join(self._inputs)}.{hint}"
+            )
+        missing = [k for k in self._inputs if k not in inputs]
+        if missing:
+            raise RuntimeInputError(
+                f"missing input(s) {', '.join(map(repr, missing))}; every input is needed at "
+                "every tick."
+            )
+        feeds: dict[str, np.ndarray] = {}
+        for name, wire in self._inputs.items():
+            value = np.asarray(inputs[name])
+            if value.shape != wire.shape:
+                raise RuntimeInputError(
+                    f"input {name!r} has shape {list(value.shape)}; expected {list(wire.shape)}."
+                )
+            feeds[name] = _cast(value, wire.np_dtype, name)
+        return feeds
+
+
+def _cast(value: np.ndarray, dtype: np.dtype[Any], name: str) -> np.ndarray:
+    if value.dtype == dtype:
+        return value
+    safe = (dtype.kind == "f" and value.dtype.kind in "fiu") or (
+        dtype.kind == "i" and value.dtype.kind in "iu" and np.can_cast(value, dtype, "same_kind")
+    )
+    if not safe:
+        raise RuntimeInputError(
+            f"input {name!r} has dtype {value.dtype}; expected {dtype}. Fix: pass a {dtype} array."
+        )
+    return value.astype(dtype)
