@@ -13,6 +13,7 @@ from exploy_dsl._errors import (
     RuntimeInputError,
     StageError,
 )
+from exploy_dsl.authoring._actor import Actor, ActorPort, ActorSignature
 from exploy_dsl.authoring._ports import Input, Memory, Output, Port
 from exploy_dsl.authoring._program import Group, Program
 from exploy_dsl.authoring._robot import BaseState, Imu, Joints, JointTargets
@@ -25,7 +26,10 @@ from exploy_dsl.runtime._runtime import Runtime
 __version__ = "0.1.0"
 
 __all__ = [
+    "Actor",
     "ActorError",
+    "ActorPort",
+    "ActorSignature",
     "BaseState",
     "CompileError",
     "DeclarationError",

@@ -10,7 +10,10 @@ import compiler
 import exploy_dsl
 
 EXPLOY_DSL_API = [
+    "Actor",
     "ActorError",
+    "ActorPort",
+    "ActorSignature",
     "BaseState",
     "CompileError",
     "DeclarationError",
@@ -54,6 +57,7 @@ COMPILER_API = [
     "compile_program",
     "load_actor",
     "load_trace",
+    "prepare_actor",
     "random_stream",
     "save_trace",
     "write_atomic",

@@ -1,4 +1,4 @@
-"""Load the actor: a torch module (exported here) or a ready ONNX model, checked for size."""
+"""Prepare the actor: a torch module (exported here) or a ready ONNX model, checked for size."""
 
 from __future__ import annotations
 
@@ -8,35 +8,23 @@ import io
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import onnx
 import onnx.checker
 import onnx.shape_inference
 import onnx.version_converter
 
-from exploy_dsl import ActorError
-
-Exporter = Literal["dynamo", "torchscript"]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Actor:
-    """An actor as one ONNX graph ``[batch, n_obs] -> [batch, n_actions]``.
-
-    ``module`` keeps the torch module it was exported from, if any, so the reference
-    interpreter and the actor-alone check can run the original network.
-    """
-
-    model: onnx.ModelProto
-    input_name: str
-    output_name: str
-    n_obs: int
-    n_actions: int
-    source: str
-    module: Any = None
+from exploy_dsl import ActorError, TracedProgram
+from exploy_dsl.authoring._actor import (
+    EXPORTERS,
+    Actor,
+    Exporter,
+    is_torch_module,
+    onnx_signature,
+)
+from exploy_dsl.contract._graphs import default_opset
 
 
 def load_actor(
@@ -54,12 +42,56 @@ def load_actor(
         return from_onnx(actor, "ModelProto")
     if isinstance(actor, (str, os.PathLike)):
         return _from_path(Path(actor), n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
-    if _is_torch_module(actor):
+    if is_torch_module(actor):
         return from_torch(actor, n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
     raise ActorError(
         f"actor must be a torch.nn.Module, an onnx.ModelProto or a path to .onnx/.pt, got "
         f"{type(actor).__name__}. Fix: pass one of those."
     )
+
+
+def prepare_actor(
+    actor: object,
+    traced: TracedProgram,
+    *,
+    opset: int,
+    exporter: Exporter = "dynamo",
+    stage_opset: int = 20,
+) -> Actor:
+    """The actor as compile stitches it and check runs it: loaded, size-checked, at the opset.
+
+    A torch module is exported at ``opset`` (what the file is labelled with, at most the
+    stages' opset) with ``exporter``; then the actor's sizes are checked against the program
+    and the graph is converted to ``stage_opset``, the opset the stages are built with.
+    """
+    expected = traced.actor_signature
+    loaded = load_actor(
+        actor,
+        n_obs=expected.n_obs,
+        batch=traced.program.batch,
+        opset=min(opset, stage_opset),
+        exporter=exporter,
+    )
+    check_actor_sizes(traced, loaded)
+    return at_opset(loaded, stage_opset)
+
+
+def check_actor_sizes(traced: TracedProgram, actor: Actor) -> None:
+    """The actor takes the observation the program makes and outputs the actions it consumes."""
+    expected, given = traced.actor_signature, actor.signature
+    if given.n_obs != expected.n_obs:
+        raise ActorError(
+            f"observation size mismatch: the observations stage produces {expected.n_obs} "
+            f"values ({', '.join(f'{t.name}:{t.size}' for t in traced.obs_terms)}) but actor "
+            f"{actor.source} takes {given.n_obs}. Fix: change the observation terms or use an "
+            f"actor with input size {expected.n_obs}."
+        )
+    if given.n_actions != expected.n_actions:
+        raise ActorError(
+            f"action size mismatch: actor {actor.source} outputs {given.n_actions} values but "
+            f"process_actions expects n_actions={expected.n_actions}. Fix: set "
+            f"@program.process_actions(n_actions={given.n_actions}) or use a matching actor."
+        )
 
 
 def at_opset(actor: Actor, opset: int) -> Actor:
@@ -68,9 +100,7 @@ def at_opset(actor: Actor, opset: int) -> Actor:
     An actor exported at another opset (e.g. 11 or 17) is upgraded with onnx's version
     converter, so the ops checked and written are the ones that will run.
     """
-    current = next(
-        (int(o.version) for o in actor.model.opset_import if o.domain in ("", "ai.onnx")), opset
-    )
+    current = default_opset(actor.model, missing=opset)
     if current == opset:
         return actor
     try:
@@ -83,7 +113,7 @@ def at_opset(actor: Actor, opset: int) -> Actor:
             f"{opset}: {' '.join(str(exc).split())[:300]}. Fix: export the actor at opset {opset} "
             f"(torch.onnx.export(..., opset_version={opset}))."
         ) from None
-    return dataclasses.replace(actor, model=converted)
+    return dataclasses.replace(actor, model=converted, original=actor.original or actor.model)
 
 
 def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
@@ -94,18 +124,7 @@ def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
             f"actor {source} is not a valid ONNX model: {' '.join(str(exc).split())[:500]}. "
             "Fix: re-export the actor (onnx.checker.check_model(model, full_check=True) must pass)."
         ) from None
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    outputs = list(model.graph.output)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ActorError(
-            f"actor {source} has {len(inputs)} inputs and {len(outputs)} outputs; expected one "
-            "input [1, n_obs] and one output [1, n_actions]. Fix: export only the policy network "
-            "(recurrent state belongs in program memory)."
-        )
-    n_obs = _last_dim(inputs[0], source, "input")
-    n_actions = _last_dim(outputs[0], source, "output")
-    return Actor(model, inputs[0].name, outputs[0].name, n_obs, n_actions, source)
+    return Actor(model, onnx_signature(model, source), source)
 
 
 def from_torch(
@@ -114,7 +133,7 @@ def from_torch(
     """Export a torch module with ``torch.onnx.export`` (dynamo by default)."""
     import torch
 
-    if exporter not in ("dynamo", "torchscript"):
+    if exporter not in EXPORTERS:
         raise ActorError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}.")
     module = module.eval()
     example = torch.zeros(batch, n_obs)
@@ -147,8 +166,18 @@ def from_torch(
             "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
             ".onnx file."
         ) from None
-    actor = from_onnx(model, f"torch module {type(module).__name__} ({exporter} export)")
-    return dataclasses.replace(actor, module=module)
+    actor = from_onnx(model, torch_source(type(module).__name__, exporter))
+    return dataclasses.replace(actor, exporter=exporter, module=module)
+
+
+def torch_source(module_name: str, exporter: Exporter) -> str:
+    """How a torch actor is named in messages and in the file's ``exploy_dsl.actor`` source."""
+    return f"torch module {module_name} ({exporter} export)"
+
+
+def exporter_of_source(source: str) -> Exporter:
+    """The exporter ``torch_source`` recorded in a file's actor source (dynamo if none)."""
+    return next((e for e in EXPORTERS if source.endswith(f"({e} export)")), "dynamo")
 
 
 def _export(
@@ -245,35 +274,10 @@ def _load_torch_file(path: Path, torch: Any) -> Any:
             f"actor {str(path)!r} is neither TorchScript nor a module saved with torch.save "
             f"({'; '.join(errors)})."
         ) from None
-    if not _is_torch_module(obj):
+    if not is_torch_module(obj):
         raise ActorError(
             f"actor {str(path)!r} holds a {type(obj).__name__}, not a torch.nn.Module "
             "(a state_dict?). Fix: torch.save(the_module) or torch.jit.save(torch.jit.script(m)); "
             "or build the module in PROGRAM.py's actor()."
         )
     return obj
-
-
-def _is_torch_module(obj: object) -> bool:
-    return any(
-        c.__module__.startswith("torch") and c.__name__ in ("Module", "ScriptModule")
-        for c in type(obj).__mro__
-    )
-
-
-def _last_dim(value: onnx.ValueInfoProto, source: str, what: str) -> int:
-    shape = value.type.tensor_type.shape
-    dims = list(shape.dim)
-    elem = value.type.tensor_type.elem_type
-    if elem != onnx.TensorProto.FLOAT:
-        raise ActorError(
-            f"actor {source} {what} {value.name!r} has element type "
-            f"{onnx.TensorProto.DataType.Name(elem)}; expected float32."
-        )
-    if len(dims) != 2 or not dims[1].HasField("dim_value"):
-        shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
-        raise ActorError(
-            f"actor {source} {what} {value.name!r} has shape {shown}; expected [batch, n] with a "
-            "static n. Fix: export with a fixed feature size."
-        )
-    return int(dims[1].dim_value)

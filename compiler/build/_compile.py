@@ -11,9 +11,7 @@ import onnx.checker
 import onnx.numpy_helper
 import onnx.shape_inference
 
-from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
-
-from compiler.build._actor import Actor, Exporter, at_opset, load_actor
+from compiler.build._actor import Exporter, prepare_actor
 from compiler.build._exploy_rules import check_program
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
@@ -21,6 +19,7 @@ from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._stitch import stitch
 from compiler.build._targets import parse_target, resolve_versions
 from compiler.build._write import write_atomic
+from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
 
 DEFAULT_OPSET = 20
 DEFAULT_IR_VERSION = 10
@@ -57,16 +56,10 @@ def compile_program(
             f"model_source must be a dict (stored as a JSON object), got "
             f"{type(model_source).__name__}. Fix: e.g. model_source={{'run': 'wandb/abc123'}}."
         )
-    loaded = load_actor(
-        actor,
-        n_obs=traced.n_obs,
-        batch=traced.program.batch,
-        opset=min(opset, DEFAULT_OPSET),
-        exporter=exporter,
-    )
-    check_actor_sizes(traced, loaded)
     # Stages are written with exploy_dsl.op (ONNX opset 20); the actor joins them at that opset.
-    loaded = at_opset(loaded, DEFAULT_OPSET)
+    loaded = prepare_actor(
+        actor, traced, opset=opset, exporter=exporter, stage_opset=DEFAULT_OPSET
+    )
     model = stitch(traced, loaded)
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
@@ -101,18 +94,3 @@ def compile_program(
         write_atomic(model.SerializeToString(deterministic=True), Path(output))
     return model
 
-
-def check_actor_sizes(traced: TracedProgram, actor: Actor) -> None:
-    if actor.n_obs != traced.n_obs:
-        raise ActorError(
-            f"observation size mismatch: the observations stage produces {traced.n_obs} values "
-            f"({', '.join(f'{t.name}:{t.size}' for t in traced.obs_terms)}) but actor "
-            f"{actor.source} takes {actor.n_obs}. Fix: change the observation terms or use an "
-            f"actor with input size {traced.n_obs}."
-        )
-    if actor.n_actions != traced.n_actions:
-        raise ActorError(
-            f"action size mismatch: actor {actor.source} outputs {actor.n_actions} values but "
-            f"process_actions expects n_actions={traced.n_actions}. Fix: set "
-            f"@program.process_actions(n_actions={actor.n_actions}) or use a matching actor."
-        )

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from exploy_dsl import DeclarationError, Program
-from exploy_dsl.authoring._robot import (
+from exploy_dsl.authoring._robot import HEIGHT_SCAN_KEYS, SE2_RANGE_KEYS
+from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._wires import (
     BASE_STATE,
     BOOLEAN_COMMAND,
     FLOAT_COMMAND,
     HEIGHT_SCAN,
-    HEIGHT_SCAN_KEYS,
     IMU,
     JOINT_POS_COMMAND,
     JOINT_STATE,
     JOINT_TARGET,
     JOINT_TARGET_MEMBERS,
     SE2_COMMAND,
-    SE2_RANGE_KEYS,
     SE3_COMMAND,
 )
 
@@ -63,7 +62,7 @@ def declared_metadata(program: Program) -> dict[str, Any]:
     """The file's metadata keys a matcher may read, decoded as exploy decodes them (JSON)."""
     result: dict[str, Any] = {}
     for key, value in program.metadata.items():
-        result[key] = _decode(value) if isinstance(value, str) else value
+        result[key] = decode(value) if isinstance(value, str) else value
     for group in program.groups:
         if group.metadata is not None:
             result[group.name] = group.metadata
@@ -293,13 +292,6 @@ def _float(wire: WireSpec) -> list[str]:
         f"{wire.direction} {wire.name!r} is {wire.dtype}; exploy reads and writes it only as "
         "float32. Fix: declare it float32."
     ]
-
-
-def _decode(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -9,11 +9,10 @@ from typing import Any
 import numpy as np
 
 import exploy_dsl
-from exploy_dsl import TracedProgram
-
 from compiler.build._actor import Actor
 from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
 from compiler.build._stage_summary import stage_summaries
+from exploy_dsl import TracedProgram
 
 # The exploy file-contract version the files claim (exploy's controller reads it as JSON).
 EXPLOY_VERSION = "0.1.0"

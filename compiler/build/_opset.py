@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import onnx
 import onnx.defs
 
-from exploy_dsl import CompileError
-
 from compiler.build._targets import Target
+from exploy_dsl import CompileError
 
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 

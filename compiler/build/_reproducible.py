@@ -12,9 +12,8 @@ import onnx
 import onnx.numpy_helper
 
 import exploy_dsl
-from exploy_dsl import CompileError, TracedProgram
-
 from compiler.build._actor import Actor
+from exploy_dsl import CompileError, TracedProgram
 
 # exploy's exporter writes the export date under this very key; exploy-dsl only with --stamp.
 STAMP_KEY = "date_exported (YYMMDD.HHMMSS)"

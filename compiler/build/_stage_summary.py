@@ -12,10 +12,9 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 
+from compiler.build._reproducible import sha256_hex
 from exploy_dsl import TracedProgram
 from exploy_dsl.authoring._trace import StageGraph
-
-from compiler.build._reproducible import sha256_hex
 
 # Constants up to this many elements are written out; larger ones by shape and hash.
 MAX_LISTED = 64

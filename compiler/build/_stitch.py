@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import onnx
@@ -10,19 +11,38 @@ import spox
 import spox.opset.ai.onnx.v20 as op
 from spox import Tensor, Var, argument
 
-from exploy_dsl import TracedProgram
-from exploy_dsl.authoring._trace import StageGraph
+from exploy_dsl import Actor, TracedProgram
+from exploy_dsl.contract._tick import StageKind, run_tick
+from exploy_dsl.contract._wires import STEP_COUNT
 
-from compiler.build._actor import Actor
 
-STEP_COUNT = "ctx.step_count"
+class _SpoxTick:
+    """The tick's stages as spox Vars: each stage graph and the actor inlined."""
+
+    def __init__(self, traced: TracedProgram, actor: Actor) -> None:
+        self._traced = traced
+        self._actor = actor
+
+    def run(self, kind: StageKind, env: Mapping[str, Var]) -> dict[str, Var]:
+        if kind == "actor":
+            signature = self._actor.signature
+            outputs = spox.inline(self._actor.model)(**signature.feeds(env))
+            return signature.results(outputs)
+        stage = self._traced.stage(kind)
+        feeds = {name: env[name] for name in stage.reads}
+        return dict(zip(stage.writes, spox.inline(stage.model)(**feeds).values(), strict=True))
+
+    def zeros(self, name: str) -> Var:
+        shape = self._traced.output_shapes()[name]
+        return op.const(np.zeros(shape, np.float32))
 
 
 def stitch(traced: TracedProgram, actor: Actor) -> onnx.ModelProto:
     """Build the file's graph: ``If(step % decimation == 0, policy step, apply-only step)``.
 
-    Outputs come in contract order: ``actions``, ``obs``, declared outputs, memory outs.
-    Memory initial values are added later as initializers (see ``_assemble``).
+    Each branch is one tick (``contract/_tick.py``) run on spox Vars. Outputs come in contract
+    order: ``actions``, ``obs``, declared outputs, memory outs. Memory initial values are
+    added by ``compile_program`` as initializers.
     """
     program = traced.program
     step = argument(Tensor(np.int32, ()))
@@ -32,38 +52,28 @@ def stitch(traced: TracedProgram, actor: Actor) -> onnx.ModelProto:
         env[port.name] = graph_inputs[port.wire] = argument(Tensor(port.np_dtype, port.file_shape))
     for mem in program.memories:
         var = argument(Tensor(mem.np_dtype, mem.file_shape))
-        env[f"memory.{mem.name}"] = graph_inputs[mem.wire_in] = var
+        env[mem.key] = graph_inputs[mem.wire_in] = var
+    engine = _SpoxTick(traced, actor)
+    names = list(traced.output_shapes())
 
-    output_names = [p.name for p in program.outputs]
-    memory_names = [f"memory.{m.name}" for m in program.memories]
-    batch = program.batch
+    def branch(policy_step: bool) -> Callable[[], list[Var]]:
+        def tick() -> list[Var]:
+            values = run_tick(
+                engine,
+                env,
+                policy_step=policy_step,
+                outputs=traced.output_wires,
+                memories=traced.memory_wires,
+            )
+            return [values[name] for name in names]
 
-    def run(stage: StageGraph, values: dict[str, Var]) -> dict[str, Var]:
-        feeds = {name: values[name] for name in stage.reads}
-        return dict(zip(stage.writes, spox.inline(stage.model)(**feeds).values(), strict=True))
+        return tick
 
-    def apply(values: dict[str, Var]) -> list[Var]:
-        written = run(traced.apply_actions, values)
-        memory = {name: written.get(name, values[name]) for name in memory_names}
-        return [written[name] for name in output_names] + [memory[name] for name in memory_names]
-
-    def policy_step() -> list[Var]:
-        obs = run(traced.observations, env)["obs"]
-        (actions,) = spox.inline(actor.model)(**{actor.input_name: obs}).values()
-        values = dict(env)
-        values.update(run(traced.process_actions, {**env, "actions": actions}))
-        return [actions, obs, *apply(values)]
-
-    def apply_only_step() -> list[Var]:
-        zeros_actions = op.const(np.zeros((batch, traced.n_actions), np.float32))
-        zeros_obs = op.const(np.zeros((batch, traced.n_obs), np.float32))
-        return [zeros_actions, zeros_obs, *apply(env)]
-
+    # The file's mode switch, DESIGN.md section 2: Mod(ctx.step_count, decimation) == 0.
     is_policy_step = op.equal(
         op.mod(step, op.const(np.int32(program.decimation))), op.const(np.int32(0))
     )
-    results = op.if_(is_policy_step, then_branch=policy_step, else_branch=apply_only_step)
-    names = ["actions", "obs", *output_names, *(m.wire_out for m in program.memories)]
+    results = op.if_(is_policy_step, then_branch=branch(True), else_branch=branch(False))
     graph_outputs = dict(zip(names, results, strict=True))
     with warnings.catch_warnings():
         # spox warns when an inlined actor uses another opset version than the stages.
@@ -76,13 +86,7 @@ def stitch(traced: TracedProgram, actor: Actor) -> onnx.ModelProto:
 
 def _restore_output_shapes(model: onnx.ModelProto, traced: TracedProgram) -> None:
     """Pin every graph output to its declared static shape (If outputs may lose it)."""
-    program = traced.program
-    shapes: dict[str, tuple[int, ...]] = {
-        "actions": (program.batch, traced.n_actions),
-        "obs": (program.batch, traced.n_obs),
-    }
-    shapes.update({p.wire: p.file_shape for p in program.outputs})
-    shapes.update({m.wire_out: m.file_shape for m in program.memories})
+    shapes = traced.output_shapes()
     for value in model.graph.output:
         tensor_type = value.type.tensor_type
         tensor_type.shape.Clear()

@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 import onnxruntime as ort
 
-from compiler.build._actor import Actor
 from compiler.check._compare import SignalComparator, SignalErrors, Tolerance
-from exploy_dsl.reference._interpreter import actor_function
+from exploy_dsl import Actor
+from exploy_dsl.reference._interpreter import reference_actor
 
 ActorStatus = Literal["ok", "fail", "skipped"]
 DEFAULT_SAMPLES = 64
@@ -57,14 +57,16 @@ def check_actor(
     session = ort.InferenceSession(
         actor.model.SerializeToString(), options, providers=["CPUExecutionProvider"]
     )
-    module = actor_function(actor.module)
+    module, signature = reference_actor(actor.module, actor.signature)
     rng = np.random.default_rng(seed)
-    shape = (1, actor.n_obs)
+    obs_in, actions_out = signature.obs, signature.actions
     comparator = SignalComparator({"actions": actor.n_actions}, tolerance)
     for sample in range(samples):
-        obs = rng.normal(size=shape).astype(np.float32) * (10.0 if sample % 10 == 9 else 1.0)
-        (exported,) = session.run([actor.output_name], {actor.input_name: obs})
-        comparator.add({"actions": module(obs)}, {"actions": np.asarray(exported)})
+        scale = 10.0 if sample % 10 == 9 else 1.0
+        feeds = {obs_in.name: rng.normal(size=obs_in.shape).astype(np.float32) * scale}
+        (exported,) = session.run([actions_out.name], feeds)
+        expected = module(feeds)[actions_out.name]
+        comparator.add({"actions": expected}, {"actions": np.asarray(exported)})
     (errors,) = comparator.finish()
     status: ActorStatus = "ok" if errors.ok else "fail"
     reason = (

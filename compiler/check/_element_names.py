@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from exploy_dsl import TracedProgram
+from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._wires import OBS
 
 # Metadata keys that list one name per element of a port (exploy's joint order).
 _NAME_KEYS = ("joint_names", "names")
@@ -27,27 +28,17 @@ class ElementNames:
         program = traced.program
         declared: dict[str, Any] = {g.name: g.metadata for g in program.groups}
         declared.update({p.name: p.metadata for p in program.ports})
-        stored: dict[str, Any] = {}
-        for key, text in file_metadata.items():
-            try:
-                stored[key] = json.loads(text)
-            except json.JSONDecodeError:
-                continue
+        stored = {key: decode(text) for key, text in file_metadata.items()}
         sources = (declared, stored)  # the program's own metadata first
-        self._shapes: dict[str, tuple[int, ...]] = {
-            "actions": (program.batch, traced.n_actions),
-            "obs": (program.batch, traced.n_obs),
-        }
+        self._shapes: dict[str, tuple[int, ...]] = traced.output_shapes()
         self._names: dict[str, Sequence[str]] = {}
         obs_names = [f"{t.name}[{i}]" for t in traced.obs_terms for i in range(t.size)]
         if len(obs_names) == traced.n_obs:
-            self._names["obs"] = obs_names
+            self._names[OBS] = obs_names
         for port in program.outputs:
-            self._shapes[port.name] = port.file_shape
             self._add(port.name, port.size, [port.name, _parent(port.name)], sources)
         for mem in program.memories:
             wire = mem.wire_out
-            self._shapes[wire] = mem.file_shape
             # memory <term>.processed_actions holds the targets of joint_targets.<term>.
             owner = _JOINT_TARGETS + mem.name.split(".")[0]
             keys = [mem.metadata_key, _parent(mem.name), owner]

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from compiler.build._actor import Actor
 from compiler.build._metadata import metadata
 from compiler.build._reproducible import STAMP_KEY
 from compiler.check._element_names import ElementNames
-from exploy_dsl import FileContract, TracedProgram, Wire
+from exploy_dsl import Actor, FileContract, TracedProgram, Wire
+from exploy_dsl.contract._codec import decode
 
 # Own metadata keys that follow from the program alone; other exploy_dsl.* keys describe the
 # actor or the tools (versions, sources) and may differ between two faithful compiles.
@@ -162,7 +160,7 @@ def _metadata(contract: FileContract, traced: TracedProgram, actor: Actor) -> li
         got = file.get(key)
         if got is None:
             found.append(Mismatch("metadata", key, f"missing in the file; program: {value}"))
-        elif _decoded(got) != _decoded(value):
+        elif decode(got) != decode(value):
             found.append(Mismatch("metadata", key, f"file {_short(got)}, program {_short(value)}"))
     for key in file:
         if key not in expected:
@@ -173,7 +171,7 @@ def _metadata(contract: FileContract, traced: TracedProgram, actor: Actor) -> li
 
 
 def _program_name(contract: FileContract) -> str | None:
-    recorded = _decoded(contract.metadata.get("exploy_dsl.program", "null"))
+    recorded = decode(contract.metadata.get("exploy_dsl.program", "null"))
     name = recorded.get("name") if isinstance(recorded, dict) else None
     return name if isinstance(name, str) else None
 
@@ -184,13 +182,6 @@ def _where(name: str | None, index: int) -> str:
 
 def _from_program(key: str) -> bool:
     return not key.startswith("exploy_dsl.") and key not in _NOT_FROM_PROGRAM
-
-
-def _decoded(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _short(text: str, limit: int = 120) -> str:

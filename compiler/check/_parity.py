@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
 import onnx
 
-from compiler.build._actor import Actor, Exporter, at_opset, load_actor
-from compiler.build._compile import DEFAULT_OPSET, check_actor_sizes
+from compiler.build._actor import Exporter, exporter_of_source, prepare_actor
+from compiler.build._compile import DEFAULT_OPSET
 from compiler.build._reproducible import weights_sha256
 from compiler.check._actor_check import DEFAULT_SAMPLES, check_actor
 from compiler.check._compare import SignalComparator, SignalErrors, Tolerance, first_divergence
@@ -21,6 +19,7 @@ from compiler.check._inputs import InputStream, random_stream
 from compiler.check._progress import Progress
 from compiler.check._report import Divergence, OutputReport, ParityReport, RunReport
 from exploy_dsl import (
+    Actor,
     ExployDslError,
     FileContract,
     Program,
@@ -31,12 +30,12 @@ from exploy_dsl import (
     read_contract,
     trace,
 )
+from exploy_dsl.contract._codec import decode
 
 DEFAULT_STEPS = 300
 DEFAULT_TOLERANCE = 1e-5
 # Our runtime's first call after a reset is k = 0; exploy's C++ controller's is k = 1.
 START_CONVENTIONS = (0, 1)
-_EXPORTER = re.compile(r"\((dynamo|torchscript) export\)")
 
 
 def check_parity(
@@ -77,14 +76,13 @@ def check_parity(
             f"first_ticks must be ticks >= 0 (0: our runtime, 1: exploy's controller), got "
             f"{first_ticks!r}."
         )
-    loaded = load_actor(
+    loaded = prepare_actor(  # as compile_program prepared it for this file
         actor,
-        n_obs=traced.n_obs,
-        batch=traced.program.batch,
-        opset=min(contract.opset, DEFAULT_OPSET),  # as compile_program exports it
+        traced,
+        opset=contract.opset,
         exporter=recorded_exporter(contract),
+        stage_opset=DEFAULT_OPSET,
     )
-    check_actor_sizes(traced, loaded)
     static = compare_file_with_program(contract, traced, loaded)
     actor_report = check_actor(loaded, tolerance, samples=actor_samples, seed=seed)
     names = ElementNames(traced, contract.metadata)
@@ -117,7 +115,7 @@ def _actor_notes(contract: FileContract, actor: Actor) -> tuple[str, ...]:
         recorded = contract.json_metadata("exploy_dsl.hashes").get("actor_weights")
     except (ExployDslError, AttributeError):
         return ()
-    given = weights_sha256(at_opset(actor, DEFAULT_OPSET).model)
+    given = weights_sha256(actor.model)
     if not isinstance(recorded, str) or recorded == given:
         return ()
     return (
@@ -129,12 +127,9 @@ def _actor_notes(contract: FileContract, actor: Actor) -> tuple[str, ...]:
 
 def recorded_exporter(contract: FileContract) -> Exporter:
     """The torch exporter the file was compiled with (its ``exploy_dsl.actor`` source)."""
-    try:
-        source = json.loads(contract.metadata.get("exploy_dsl.actor", "{}")).get("source", "")
-    except (json.JSONDecodeError, AttributeError):
-        source = ""
-    found = _EXPORTER.search(str(source))
-    return "torchscript" if found and found.group(1) == "torchscript" else "dynamo"
+    recorded = decode(contract.metadata.get("exploy_dsl.actor", "{}"))
+    source = recorded.get("source") if isinstance(recorded, dict) else None
+    return exporter_of_source(source if isinstance(source, str) else "")
 
 
 def _tolerance(atol: float, rtol: float) -> Tolerance:

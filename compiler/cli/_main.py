@@ -42,4 +42,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"exploy-dsl {args.command}: interrupted", file=sys.stderr)
         return 130
-

@@ -12,7 +12,6 @@ bound), wire order (binding is by name), descriptions, hashes, tool versions, th
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,12 +20,19 @@ import numpy as np
 
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract, Wire
+from exploy_dsl.contract._codec import decode, encode_as_read
+from exploy_dsl.contract._wires import (
+    JOINT_GROUP,
+    JOINT_POS_COMMAND,
+    JOINT_TARGET_GROUP,
+    memory_key,
+    memory_name,
+)
 
-_ALNUM = "[A-Za-z0-9_]+"
 _JOINT_ORDERS = (
-    (re.compile(rf"^obj\.{_ALNUM}\.joints$"), "joint_names"),
-    (re.compile(rf"^cmd\.joint_pos\.{_ALNUM}$"), "joint_names"),
-    (re.compile(rf"^output\.joint_targets\.{_ALNUM}$"), "names"),
+    (JOINT_GROUP, "joint_names"),
+    (JOINT_POS_COMMAND, "joint_names"),
+    (JOINT_TARGET_GROUP, "names"),
 )
 _GAINS = ("stiffness", "damping")
 # Metadata exploy's controller reads: base_names, and the key of every wire or group its
@@ -176,7 +182,8 @@ def _initial_values(a: FileContract, b: FileContract) -> list[Difference]:
             Difference(
                 False,
                 "memory",
-                f"initial value of {name[: -len('.in')]!r} changed at {where.size} element(s): "
+                f"initial value of {memory_key(memory_name(name))!r} changed at {where.size} "
+                "element(s): "
                 f"{shown}{more}. The file holds it; check the first ticks after a reset.",
             )
         )
@@ -249,8 +256,8 @@ def _metadata(a: FileContract, b: FileContract) -> list[Difference]:
                 Difference(
                     bound,
                     "metadata",
-                    f"{key!r} changed: {_short(_dump(rest_old))} -> {_short(_dump(rest_new))}"
-                    + _why(bound),
+                    f"{key!r} changed: {_short(encode_as_read(rest_old))} -> "
+                    f"{_short(encode_as_read(rest_new))}" + _why(bound),
                 )
             )
     return found
@@ -361,16 +368,7 @@ def _without_reported(key: str, value: Any) -> Any:
 
 def _decoded(metadata: dict[str, str], key: str) -> Any:
     text = metadata.get(key)
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _dump(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+    return None if text is None else decode(text)
 
 
 def _short(text: str | None, limit: int = 120) -> str:

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import numpy as np
 
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract
+from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
+from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_TARGET_GROUP
 
-_ALNUM = "[A-Za-z0-9_]+"
-_JOINTS = re.compile(rf"^obj\.{_ALNUM}\.joints$")
-_TARGETS = re.compile(rf"^output\.joint_targets\.{_ALNUM}$")
-_STAGE_TITLES = {
-    "observations": "observations (once per policy step, before the actor)",
-    "process_actions": "process_actions (once per policy step, after the actor)",
-    "apply_actions": "apply_actions (at every tick, on both kinds of step)",
-}
 _SHOWN_VALUES = 12
 
 
 def render_explain(contract: FileContract, source: str) -> str:
     """Rates, observation layout, actor, action processing, gains, memory, bound metadata."""
-    meta = {key: _decoded(value) for key, value in contract.metadata.items()}
+    meta = {key: decode(value) for key, value in contract.metadata.items()}
     lines: list[str] = []
     program = meta.get("exploy_dsl.program")
     name = program.get("name") if isinstance(program, dict) else None
@@ -38,7 +32,7 @@ def render_explain(contract: FileContract, source: str) -> str:
     lines += _observation(contract, meta)
     lines += _actor(contract, meta)
     stages = meta.get("exploy_dsl.stages")
-    for kind in ("observations", "process_actions", "apply_actions"):
+    for kind in USER_STAGE_KINDS:
         lines += _stage(kind, stages.get(kind) if isinstance(stages, dict) else None)
     lines += _joints(meta)
     lines += _memory(contract)
@@ -104,7 +98,7 @@ def _actor(contract: FileContract, meta: dict[str, Any]) -> list[str]:
 
 
 def _stage(kind: str, info: Any) -> list[str]:
-    lines = ["", f"{_STAGE_TITLES[kind]}:"]
+    lines = ["", f"{kind} ({spec(kind).when}):"]
     if not isinstance(info, dict):
         return [*lines, "  (not recorded in this file)"]
     where = f"{info.get('file')}:{info.get('line')}" if info.get("file") else "unknown file"
@@ -140,12 +134,12 @@ def _stage(kind: str, info: Any) -> list[str]:
 def _joints(meta: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for key, value in meta.items():
-        if _JOINTS.match(key) and isinstance(value, dict):
+        if JOINT_GROUP.match(key) and isinstance(value, dict):
             names = value.get("joint_names", [])
             lines += ["", f"joint state {key}.pos/.vel: {len(names)} joints, in this order:"]
             lines.append(f"  {', '.join(map(str, names))}")
     for key, value in meta.items():
-        if not (_TARGETS.match(key) and isinstance(value, dict)):
+        if not (JOINT_TARGET_GROUP.match(key) and isinstance(value, dict)):
             continue
         names = [str(n) for n in value.get("names", [])]
         kp, kd = value.get("stiffness", []), value.get("damping", [])
@@ -183,13 +177,6 @@ def _bound(meta: dict[str, Any]) -> list[str]:
         else:
             lines.append(f"  {key}: {json.dumps(value)}")
     return ["", "bound metadata (read by exploy's matchers):", *lines] if lines else []
-
-
-def _decoded(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
 
 
 def _g(value: Any) -> str:

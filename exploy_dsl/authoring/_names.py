@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 
 from exploy_dsl._errors import DeclarationError
+from exploy_dsl.contract._wires import RESERVED_PREFIXES, RESERVED_WIRES
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
 
-# Names the file contract reserves for itself (DESIGN.md section 2).
-RESERVED_WIRES = ("actions", "obs")
-RESERVED_PREFIXES = ("ctx", "memory")
 # Top level metadata keys the compiler writes; a port or group metadata key may not shadow them.
 RESERVED_METADATA_KEYS = (
     "exploy_version",

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from exploy_dsl._errors import DeclarationError
+from exploy_dsl.contract._wires import memory_in, memory_key, memory_out
 
 DType = Literal["float32", "int32", "bool"]
 DTYPES: dict[str, np.dtype[Any]] = {
@@ -140,15 +141,20 @@ class Memory(Port):
 
     @property
     def wire_in(self) -> str:
-        return f"memory.{self.name}.in"
+        return memory_in(self.name)
 
     @property
     def wire_out(self) -> str:
-        return f"memory.{self.name}.out"
+        return memory_out(self.name)
+
+    @property
+    def key(self) -> str:
+        """``memory.<name>``: how stages and the tick's values name this memory."""
+        return memory_key(self.name)
 
     @property
     def metadata_key(self) -> str:
-        return f"memory.{self.name}"
+        return memory_key(self.name)
 
 
 def normalize_init(

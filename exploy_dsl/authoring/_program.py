@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +30,6 @@ from exploy_dsl.authoring._ports import (
 from exploy_dsl.authoring._robot import RobotVocabulary
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STAGE_KINDS = ("observations", "process_actions", "apply_actions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +149,23 @@ class Program(RobotVocabulary):
         self._ports: dict[str, Port] = {}
         self._groups: dict[str, Group] = {}
         self._stages: dict[str, Stage] = {}
+        self._sealed = False
+
+    def sealed(self) -> Program:
+        """A copy that refuses further declarations: what ``trace`` and the compiler work on.
+
+        Ports and stages are immutable and shared; the dicts holding them are copied, so a port
+        declared on this program later is never half part of a traced one.
+        """
+        copy = object.__new__(type(self))
+        copy.name, copy.decimation, copy.sim_dt = self.name, self.decimation, self.sim_dt
+        copy.batch = self.batch
+        copy.metadata = json.loads(json.dumps(self.metadata))
+        copy._ports = dict(self._ports)
+        copy._groups = {n: Group(g.name, g.metadata, copy) for n, g in self._groups.items()}
+        copy._stages = dict(self._stages)
+        copy._sealed = True
+        return copy
 
     # -- declarations -------------------------------------------------------------------------
 
@@ -322,7 +338,16 @@ class Program(RobotVocabulary):
 
     # -- internals ----------------------------------------------------------------------------
 
+    def _check_open(self, what: str) -> None:
+        if self._sealed:
+            raise DeclarationError(
+                f"{what}: program {self.name!r} here is the sealed copy a trace or compile "
+                "works on; it takes no more declarations. Fix: declare on the original Program "
+                "(before compiling) and trace or compile it again."
+            )
+
     def _check_new(self, name: str, what: str) -> None:
+        self._check_open(what)
         check_name(name, what)
         if name in self._ports or name in self._groups:
             existing = self._ports.get(name) or self._groups[name]
@@ -355,6 +380,7 @@ class Program(RobotVocabulary):
             )
 
     def _register(self, stage: Stage) -> None:
+        self._check_open(stage.label)
         if stage.kind in self._stages:
             raise DeclarationError(
                 f"program {self.name!r} already has a {stage.kind} stage "

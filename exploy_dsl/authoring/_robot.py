@@ -10,29 +10,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from exploy_dsl._errors import DeclarationError
+from exploy_dsl.contract._wires import ALNUM
 
 if TYPE_CHECKING:
     from ._ports import Input, Output
     from ._program import Group
 
-# exploy's matchers capture names with [a-zA-Z0-9_]+ and std::regex_match the whole wire name
-# (control/include/exploy/matcher.hpp); a dot inside a captured name makes the wire unmatched.
-ALNUM = "[A-Za-z0-9_]+"
-JOINT_STATE = re.compile(rf"^(obj\.({ALNUM})\.joints)\.(pos|vel)$")
-BASE_FIELDS = ("lin_vel_b_rt_w_in_b", "ang_vel_b_rt_w_in_b", "w_Q_b", "pos_b_rt_w_in_w")
-BASE_STATE = re.compile(rf"^obj\.({ALNUM})\.({ALNUM})\.({'|'.join(BASE_FIELDS)})$")
-IMU_FIELDS = ("w_Q_b", "ang_vel_b_rt_w_in_b", "lin_vel_b_rt_w_in_b")
-IMU = re.compile(rf"^sensor\.imu\.({ALNUM})\.({'|'.join(IMU_FIELDS)})$")
-SE2_COMMAND = re.compile(rf"^cmd\.se2_velocity\.({ALNUM})$")
-FLOAT_COMMAND = re.compile(rf"^cmd\.float\.({ALNUM})$")
-BOOLEAN_COMMAND = re.compile(rf"^cmd\.boolean\.({ALNUM})$")
-SE3_COMMAND = re.compile(rf"^cmd\.se3_pose\.({ALNUM})$")
-JOINT_POS_COMMAND = re.compile(rf"^cmd\.joint_pos\.({ALNUM})$")
-HEIGHT_SCAN = re.compile(rf"^(sensor\.ray_caster\.({ALNUM}))\.(height|r|g|b)$")
-JOINT_TARGET = re.compile(rf"^(output\.joint_targets\.({ALNUM}))\.(pos|vel|effort)$")
 SE2_RANGE_KEYS = ("lin_vel_x", "lin_vel_y", "ang_vel_z")
 HEIGHT_SCAN_KEYS = ("pattern_type", "resolution", "size_x", "size_y")
-JOINT_TARGET_MEMBERS = ("pos", "vel", "effort")
 
 
 @dataclass(frozen=True, slots=True, eq=False)

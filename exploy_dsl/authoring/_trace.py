@@ -14,11 +14,14 @@ import spox.opset.ai.onnx.v20 as op
 from spox import Tensor, Var, argument
 
 from exploy_dsl._errors import ExployDslError, StageError
+from exploy_dsl.authoring._actor import ActorSignature
 from exploy_dsl.authoring._operators import constant_like, operators
 from exploy_dsl.authoring._ports import Input, Memory, Output, Port
 from exploy_dsl.authoring._program import Program, Stage
 from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
+from exploy_dsl.contract._tick import USER_STAGES, spec
+from exploy_dsl.contract._wires import ACTIONS, OBS, memory_key, stage_output
 
 _TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -68,23 +71,20 @@ class StageGraph:
 
     @property
     def output_names(self) -> tuple[str, ...]:
-        """The model's output names, aligned with ``writes`` (see ``model_output_name``)."""
-        return tuple(model_output_name(w) for w in self.writes)
-
-
-def model_output_name(write: str) -> str:
-    """A stage graph output name: memory writes get ``.out`` so they never clash with reads."""
-    return f"{write}.out" if write.startswith("memory.") else write
+        """The model's output names, aligned with ``writes`` (memory writes end in ``.out``)."""
+        return tuple(stage_output(w) for w in self.writes)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class TracedProgram:
-    """A program with all stages traced: what the compiler stitches and the interpreter runs."""
+    """A sealed snapshot of a program with its stages traced, in the order of one tick.
+
+    What the compiler stitches and the reference interpreter runs. ``program`` is a sealed
+    copy: ports declared on the original after ``trace()`` are not part of it.
+    """
 
     program: Program
-    observations: StageGraph
-    process_actions: StageGraph
-    apply_actions: StageGraph
+    graphs: Mapping[str, StageGraph]  # by stage kind, in SCHEDULE order
     obs_terms: tuple[ObsTerm, ...]
     obs_clip: tuple[float, float] | None
     n_obs: int
@@ -92,24 +92,50 @@ class TracedProgram:
 
     @property
     def stages(self) -> tuple[StageGraph, ...]:
-        return (self.observations, self.process_actions, self.apply_actions)
+        """The traced user stages in the order a tick runs them."""
+        return tuple(self.graphs.values())
+
+    def stage(self, kind: str) -> StageGraph:
+        return self.graphs[kind]
+
+    @property
+    def actor_signature(self) -> ActorSignature:
+        """The actor this program calls: obs in, the actions process_actions consumes out."""
+        return ActorSignature.feedforward(self.n_obs, self.n_actions, batch=self.program.batch)
+
+    @property
+    def output_wires(self) -> tuple[str, ...]:
+        """Declared output wires, in declaration order (after ``actions`` and ``obs``)."""
+        return tuple(p.wire for p in self.program.outputs)
+
+    @property
+    def memory_wires(self) -> tuple[tuple[str, str], ...]:
+        """``(memory.<name>, memory.<name>.out)`` per memory, in declaration order."""
+        return tuple((memory_key(m.name), m.wire_out) for m in self.program.memories)
+
+    def output_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every output of the file in contract order, with its static shape."""
+        batch = self.program.batch
+        shapes: dict[str, tuple[int, ...]] = {
+            ACTIONS: (batch, self.n_actions),
+            OBS: (batch, self.n_obs),
+        }
+        shapes.update({p.wire: p.file_shape for p in self.program.outputs})
+        shapes.update({m.wire_out: m.file_shape for m in self.program.memories})
+        return shapes
 
 
 def trace(program: Program) -> TracedProgram:
-    """Trace the three stages of ``program``; raise StageError naming the stage on a mistake."""
+    """Trace the stages of ``program`` (a sealed snapshot of it); StageError names the stage."""
     if not isinstance(program, Program):
         raise StageError(f"expected an exploy_dsl.Program, got {type(program).__name__}.")
+    program = program.sealed()
     stages = program.stages
-    for kind, signature in (
-        ("observations", "(v)"),
-        ("process_actions", "(v, actions)"),
-        ("apply_actions", "(v)"),
-    ):
-        if kind not in stages:
-            deco = "@program.process_actions(n_actions=N)" if kind == "process_actions" else ""
+    for stage_spec in USER_STAGES:
+        if stage_spec.kind not in stages:
             raise StageError(
-                f"program {program.name!r} has no {kind} stage. "
-                f"Fix: add {deco or '@program.' + kind} above a `def {kind}{signature}`."
+                f"program {program.name!r} has no {stage_spec.kind} stage. Fix: add "
+                f"{stage_spec.decorator} above a `def {stage_spec.kind}{stage_spec.signature}`."
             )
     if not program.outputs:
         raise StageError(
@@ -120,8 +146,12 @@ def trace(program: Program) -> TracedProgram:
     obs_graph, terms, n_obs = _trace_observations(program, stages["observations"])
     proc = stages["process_actions"]
     n_actions = proc.n_actions or 0
-    process_graph = _trace_writes(program, proc, allowed=(Memory,), n_actions=n_actions)
-    apply_graph = _trace_writes(program, stages["apply_actions"], allowed=(Output, Memory))
+    graphs = {
+        "observations": obs_graph,
+        "process_actions": _trace_writes(program, proc, n_actions=n_actions),
+        "apply_actions": _trace_writes(program, stages["apply_actions"]),
+    }
+    apply_graph = graphs["apply_actions"]
     unwritten = [p.name for p in program.outputs if p.name not in apply_graph.writes]
     if unwritten:
         raise StageError(
@@ -129,16 +159,8 @@ def trace(program: Program) -> TracedProgram:
             f"{', '.join(map(repr, unwritten))}; every output needs a value at every tick. "
             "Fix: return a value for each of them from apply_actions."
         )
-    return TracedProgram(
-        program,
-        obs_graph,
-        process_graph,
-        apply_graph,
-        terms,
-        stages["observations"].clip,
-        n_obs,
-        n_actions,
-    )
+    ordered: dict[str, StageGraph] = {s.kind: graphs[s.kind] for s in USER_STAGES}
+    return TracedProgram(program, ordered, terms, stages["observations"].clip, n_obs, n_actions)
 
 
 def _call(stage: Stage, values: Values, *extra: Var) -> Any:
@@ -223,7 +245,7 @@ def _trace_observations(
         if stage.clip is not None:
             lo, hi = stage.clip
             obs = op.clip(obs, op.const(np.float32(lo)), op.const(np.float32(hi)))
-    graph = _build(stage, values.arguments, {"obs": obs})
+    graph = _build(stage, values.arguments, {OBS: obs})
     return graph, tuple(terms), start
 
 
@@ -290,12 +312,12 @@ def _term_scale(t: Term, size: int, stage: Stage) -> tuple[float, ...] | None:
     return tuple(float(x) for x in arr)
 
 
-def _trace_writes(
-    program: Program,
-    stage: Stage,
-    allowed: tuple[type[Port], ...],
-    n_actions: int | None = None,
-) -> StageGraph:
+# What the kinds of value a stage may write (contract/_tick.py) mean as declared ports.
+_PORT_KINDS: dict[str, type[Port]] = {"memory": Memory, "output": Output}
+
+
+def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) -> StageGraph:
+    allowed = tuple(_PORT_KINDS[w] for w in spec(stage.kind).writes if w in _PORT_KINDS)
     values = Values(program, stage.label)
     extra: list[Var] = []
     if n_actions is not None:
@@ -338,7 +360,7 @@ def _trace_writes(
         )
     args = dict(values.arguments)
     if n_actions is not None:
-        args["actions"] = extra[0]
+        args[ACTIONS] = extra[0]
     return _build(stage, args, outputs)
 
 
@@ -379,7 +401,7 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
 def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> StageGraph:
     # Identity on every output keeps names distinct when one Var is written to two ports or
     # is an argument passed straight through.
-    wrapped = {model_output_name(name): op.identity(var) for name, var in outputs.items()}
+    wrapped = {stage_output(name): op.identity(var) for name, var in outputs.items()}
     try:
         model = spox.build(inputs=args, outputs=wrapped)
     except Exception as exc:

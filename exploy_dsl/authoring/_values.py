@@ -10,6 +10,7 @@ from spox import Tensor, Var, argument
 
 from exploy_dsl._errors import StageError
 from exploy_dsl.authoring._ports import Memory, Output, Port
+from exploy_dsl.contract._wires import is_memory, memory_key, memory_name
 
 if TYPE_CHECKING:
     from ._program import Program
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def graph_name(port: Port) -> str:
     """The name a port's value has inside a stage graph (memory is ``memory.<name>``)."""
-    return f"memory.{port.name}" if isinstance(port, Memory) else port.name
+    return memory_key(port.name) if isinstance(port, Memory) else port.name
 
 
 def resolve(program: Program, key: object, context: str) -> Port:
@@ -30,9 +31,9 @@ def resolve(program: Program, key: object, context: str) -> Port:
             )
         return key
     if isinstance(key, str):
-        name = key[len("memory.") :] if key.startswith("memory.") else key
+        name = memory_name(key) if is_memory(key) else key
         port = program.port(name)
-        if port is None or (key.startswith("memory.") and not isinstance(port, Memory)):
+        if port is None or (is_memory(key) and not isinstance(port, Memory)):
             names = [p.name for p in program.ports]
             close = difflib.get_close_matches(name, names, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""

@@ -15,8 +15,19 @@ import onnx
 import onnx.numpy_helper
 
 from exploy_dsl._errors import FileContractError
+from exploy_dsl.contract._graphs import default_opset
+from exploy_dsl.contract._wires import (
+    ACTIONS,
+    OBS,
+    STEP_COUNT,
+    in_to_out,
+    is_memory,
+    is_memory_in,
+    is_memory_out,
+    memory_name,
+    out_to_in,
+)
 
-STEP_COUNT = "ctx.step_count"
 REQUIRED_KEYS = ("exploy_version", "update_rate", "decimation", "sim_dt", "obs_term_names")
 _MAJOR_MINOR = re.compile(r"^\d+\.\d+")
 _DTYPES: dict[int, str] = {
@@ -58,7 +69,7 @@ class FileContract:
 
     @property
     def memory_names(self) -> tuple[str, ...]:
-        return tuple(w.name[len("memory.") : -len(".in")] for w in self.memory)
+        return tuple(memory_name(w.name) for w in self.memory)
 
     def json_metadata(self, key: str) -> Any:
         """A metadata value decoded as JSON, or a FileContractError naming the key."""
@@ -124,13 +135,13 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
             f"{source} has no int32 scalar input {STEP_COUNT!r} (found {step}). "
             "Fix: recompile it with exploy-dsl compile."
         )
-    for name in ("actions", "obs"):
+    for name in (ACTIONS, OBS):
         if name not in by_out:
             raise FileContractError(f"{source} has no {name!r} output. Fix: recompile it.")
-    memory = [w for w in wires_in if w.name.startswith("memory.") and w.name.endswith(".in")]
+    memory = [w for w in wires_in if is_memory_in(w.name)]
     initial: dict[str, np.ndarray] = {}
     for wire in memory:
-        out_name = wire.name[: -len(".in")] + ".out"
+        out_name = in_to_out(wire.name)
         out = by_out.get(out_name)
         if out is None:
             raise FileContractError(
@@ -158,9 +169,7 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
             )
         initial[wire.name] = value
     orphan_outs = [
-        w.name
-        for w in wires_out
-        if w.name.startswith("memory.") and w.name[: -len(".out")] + ".in" not in by_in
+        w.name for w in wires_out if is_memory_out(w.name) and out_to_in(w.name) not in by_in
     ]
     if orphan_outs:
         raise FileContractError(
@@ -168,19 +177,15 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
         )
     memory_names = {w.name for w in memory}
     inputs = tuple(w for w in wires_in if w.name != STEP_COUNT and w.name not in memory_names)
-    outputs = tuple(
-        w
-        for w in wires_out
-        if w.name not in ("actions", "obs") and not w.name.startswith("memory.")
-    )
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    outputs = tuple(w for w in wires_out if w.name not in (ACTIONS, OBS) and not is_memory(w.name))
+    opset = default_opset(model, missing=0)
     return FileContract(
         inputs,
         outputs,
         tuple(memory),
         initial,
-        by_out["actions"],
-        by_out["obs"],
+        by_out[ACTIONS],
+        by_out[OBS],
         decimation,
         sim_dt,
         update_rate,

@@ -10,66 +10,155 @@ import numpy as np
 import onnx
 
 from exploy_dsl._errors import ActorError, RuntimeInputError
+from exploy_dsl.authoring._actor import (
+    Actor,
+    ActorPort,
+    ActorSignature,
+    is_torch_module,
+    onnx_signature,
+)
 from exploy_dsl.authoring._program import Program
 from exploy_dsl.authoring._trace import StageGraph, TracedProgram, trace
+from exploy_dsl.contract._tick import StageKind, is_policy_step, run_tick
+from exploy_dsl.contract._wires import ACTIONS, OBS
 from exploy_dsl.reference._graph_interpreter import GraphInterpreter
 from exploy_dsl.runtime._runtime import _cast
 
-ActorFn = Callable[[np.ndarray], np.ndarray]
+# An actor as NumPy: its inputs by the actor's own names -> its outputs by those names.
+ActorFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def actor_function(actor: object) -> ActorFn:
-    """A NumPy function ``obs -> actions`` from a torch module, an ONNX model or a callable.
+def reference_actor(actor: object, expected: ActorSignature) -> tuple[ActorFn, ActorSignature]:
+    """The actor the reference runs (the original network) and the signature it is called with.
 
-    An object with an ONNX ``model`` and a ``module`` attribute (``compiler.Actor``) runs as its
-    torch module when it has one, else as its ONNX model: the original network is the reference.
+    ``actor`` is an ``exploy_dsl.Actor`` (its torch module when it has one, else its original
+    ONNX graph), a torch module, an ``onnx.ModelProto`` or a function of NumPy arrays (called
+    with the actor's inputs in signature order, returning its outputs in order). The signature
+    has the actor's own names and the shapes the program expects (``expected``).
     """
-    torch = sys.modules.get("torch")
-    is_module = torch is not None and isinstance(actor, torch.nn.Module)
-    if not is_module and isinstance(getattr(actor, "model", None), onnx.ModelProto):
-        module = getattr(actor, "module", None)
-        actor = module if module is not None else actor.model  # type: ignore[attr-defined]
+    own = expected
+    if isinstance(actor, Actor):
+        own = actor.signature
+        actor = actor.reference
+    elif isinstance(actor, onnx.ModelProto):
+        own = onnx_signature(actor, "given to the reference interpreter")
+    signature = _bind(own, expected)
     if isinstance(actor, onnx.ModelProto):
-        return _onnx_actor(actor)
-    if torch is not None and isinstance(actor, torch.nn.Module):
-        module = actor.eval()
-
-        def run_torch(obs: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
-                out = module(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)))
-            return np.asarray(out.detach().cpu().numpy(), dtype=np.float32)
-
-        return run_torch
+        return _onnx_actor(actor, signature), signature
+    if is_torch_module(actor):
+        return _torch_actor(actor, signature), signature
     if callable(actor):
-        return lambda obs: np.asarray(actor(obs), dtype=np.float32)
+        return _positional(actor, signature), signature
     raise ActorError(
-        f"reference actor must be a torch module, an onnx.ModelProto or a function, "
-        f"got {type(actor).__name__}."
+        f"reference actor must be an exploy_dsl.Actor, a torch module, an onnx.ModelProto or a "
+        f"function, got {type(actor).__name__}."
     )
 
 
-def _onnx_actor(model: onnx.ModelProto) -> ActorFn:
+def _bind(own: ActorSignature, expected: ActorSignature) -> ActorSignature:
+    """``own``'s names with ``expected``'s shapes; an actor of other sizes is an ActorError."""
+
+    def ports(mine: tuple[ActorPort, ...], wanted: tuple[ActorPort, ...]) -> tuple[ActorPort, ...]:
+        by_value = {p.binds: p for p in mine}
+        bound = []
+        for want in wanted:
+            have = by_value.get(want.binds)
+            if have is None or have.size != want.size:
+                got = "nothing" if have is None else f"{have.size} values"
+                raise ActorError(
+                    f"reference actor: the program's {want.binds} has {want.size} values, the "
+                    f"actor's takes or gives {got}. Fix: pass the actor the program was "
+                    "compiled with."
+                )
+            bound.append(ActorPort(have.name, want.shape, want.binds))
+        return tuple(bound)
+
+    return ActorSignature(ports(own.inputs, expected.inputs), ports(own.outputs, expected.outputs))
+
+
+def _positional(fn: Callable[..., Any], signature: ActorSignature) -> ActorFn:
+    in_names = [p.name for p in signature.inputs]
+    out_names = [p.name for p in signature.outputs]
+
+    def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = fn(*(feeds[name] for name in in_names))
+        values = result if isinstance(result, (tuple, list)) else (result,)
+        return {
+            name: np.asarray(value, dtype=np.float32)
+            for name, value in zip(out_names, values, strict=False)
+        }
+
+    return run
+
+
+def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
+    # A torch module exists only where torch was imported by whoever built it.
+    torch = sys.modules["torch"]
+    module = module.eval()
+
+    def call(*arrays: np.ndarray) -> Any:
+        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays]
+        with torch.inference_mode():
+            out = module(*tensors)
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return tuple(o.detach().cpu().numpy() for o in outs)
+
+    return _positional(call, signature)
+
+
+def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
     # The same NumPy interpreter as the stages; initializers listed as inputs are not inputs.
     interpreter = GraphInterpreter(model)
     initializers = {t.name for t in model.graph.initializer}
-    inputs = [name for name in interpreter.input_names if name not in initializers]
-    if len(inputs) != 1 or len(interpreter.output_names) != 1:
-        raise ActorError(
-            f"reference actor ONNX model has inputs {inputs} and outputs "
-            f"{list(interpreter.output_names)}; expected one input (obs) and one output "
-            "(actions). Fix: export only the policy network."
+    inputs = {name for name in interpreter.input_names if name not in initializers}
+    wanted_in = {p.name for p in signature.inputs}
+    wanted_out = [p.name for p in signature.outputs]
+    if inputs != wanted_in or not set(wanted_out) <= set(interpreter.output_names):
+        raise ActorError(  # the signature was read from this graph: a bug, said plainly
+            f"reference actor ONNX model has inputs {sorted(inputs)} and outputs "
+            f"{list(interpreter.output_names)}; its signature says {sorted(wanted_in)} -> "
+            f"{wanted_out}."
         )
-    (in_name,), (out_name,) = inputs, interpreter.output_names
 
-    def run_onnx(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(interpreter.run({in_name: obs})[out_name], dtype=np.float32)
+    def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = interpreter.run(dict(feeds))
+        return {name: np.asarray(results[name], dtype=np.float32) for name in wanted_out}
 
-    return run_onnx
+    return run
 
 
 def _frozen(value: np.ndarray) -> np.ndarray:
     value.setflags(write=False)
     return value
+
+
+class _NumpyTick:
+    """The tick's stages in NumPy: each stage graph planned once, the actor as given."""
+
+    def __init__(self, traced: TracedProgram, actor: ActorFn, signature: ActorSignature) -> None:
+        self._stages = {g.kind: _Stage(g) for g in traced.stages}
+        self._actor = actor
+        self._signature = signature
+        shapes = traced.output_shapes()
+        # The apply-only step's actions and obs: the same zeros every tick, so read-only.
+        self._zeros = {n: _frozen(np.zeros(shapes[n], np.float32)) for n in (ACTIONS, OBS)}
+
+    def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if kind != "actor":
+            return self._stages[kind].run(env)
+        outputs = self._actor(self._signature.feeds(env))
+        for port in self._signature.outputs:
+            value = outputs.get(port.name)
+            if value is None or value.shape != port.shape:
+                got = "nothing" if value is None else f"shape {list(value.shape)}"
+                raise ActorError(
+                    f"reference actor returned {got} for {port.name!r}; expected shape "
+                    f"{list(port.shape)} ({port.binds})."
+                )
+        return self._signature.results(outputs)
+
+    def zeros(self, name: str) -> np.ndarray:
+        return self._zeros[name]
 
 
 class _Stage:
@@ -105,19 +194,12 @@ class ReferenceInterpreter:
     ) -> None:
         self.traced = program if isinstance(program, TracedProgram) else trace(program)
         prog = self.traced.program
-        self._actor = actor_function(actor)
-        self._observations = _Stage(self.traced.observations)
-        self._process = _Stage(self.traced.process_actions)
-        self._apply = _Stage(self.traced.apply_actions)
+        actor_fn, signature = reference_actor(actor, self.traced.actor_signature)
+        self._tick = _NumpyTick(self.traced, actor_fn, signature)
         self._decimation = prog.decimation
         self._inputs = {p.name: (p.file_shape, p.np_dtype) for p in prog.inputs}
         self._input_keys = frozenset(self._inputs)
-        self._memories = {f"memory.{m.name}": m.init for m in prog.memories}
-        self._outputs = tuple(p.name for p in prog.outputs)
-        self._memory_outs = tuple((f"{name}.out", name) for name in self._memories)
-        # The apply-only step's actions and obs: the same zeros every tick, so read-only.
-        self._zeros_actions = _frozen(np.zeros((prog.batch, self.traced.n_actions), np.float32))
-        self._zeros_obs = _frozen(np.zeros((prog.batch, self.traced.n_obs), np.float32))
+        self._memories = {m.key: m.init for m in prog.memories}
         self._first_tick = first_tick
         self.tick = first_tick
         self.memory: dict[str, np.ndarray] = {}
@@ -132,25 +214,16 @@ class ReferenceInterpreter:
         """One tick (DESIGN.md section 3): policy step when ``tick % decimation == 0``."""
         env = self._check(inputs)
         env.update(self.memory)
-        if self.tick % self._decimation == 0:
-            obs = self._observations.run(env)["obs"]
-            actions = self._actor(obs)
-            if actions.shape != self._zeros_actions.shape:
-                raise ActorError(
-                    f"reference actor returned shape {list(actions.shape)}; expected "
-                    f"{list(self._zeros_actions.shape)}."
-                )
-            env["actions"] = actions
-            env.update(self._process.run(env))
-        else:
-            obs, actions = self._zeros_obs, self._zeros_actions
-        env.update(self._apply.run(env))
+        result = run_tick(
+            self._tick,
+            env,
+            policy_step=is_policy_step(self.tick, self._decimation),
+            outputs=self.traced.output_wires,
+            memories=self.traced.memory_wires,
+        )
         # Owned copies: a stage may pass an input (the caller's buffer) straight into memory.
-        self.memory = {name: env[name].copy() for name in self._memories}
+        self.memory = {key: result[out].copy() for key, out in self.traced.memory_wires}
         self.tick += 1
-        result = {"actions": actions, "obs": obs}
-        result.update((name, env[name]) for name in self._outputs)
-        result.update((out, env[name]) for out, name in self._memory_outs)
         return result
 
     def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -11,7 +11,8 @@ import onnx
 import onnxruntime as ort
 
 from exploy_dsl._errors import RuntimeInputError
-from exploy_dsl.contract._reader import STEP_COUNT, FileContract, load_model, read_contract
+from exploy_dsl.contract._reader import FileContract, load_model, read_contract
+from exploy_dsl.contract._wires import STEP_COUNT, in_to_out, is_memory
 
 
 class Runtime:
@@ -62,7 +63,7 @@ class Runtime:
         values = self._session.run(self._output_names, feeds)
         results = dict(zip(self._output_names, values, strict=True))
         for wire in self.contract.memory:
-            self.memory[wire.name] = results[wire.name[: -len(".in")] + ".out"]
+            self.memory[wire.name] = results[in_to_out(wire.name)]
         self.tick += 1
         return results
 
@@ -74,7 +75,7 @@ class Runtime:
         unknown = [k for k in inputs if k not in self._inputs]
         if unknown:
             hint = ""
-            if any(k == STEP_COUNT or str(k).startswith("memory.") for k in unknown):
+            if any(k == STEP_COUNT or is_memory(str(k)) for k in unknown):
                 hint = " The runtime feeds ctx.step_count and memory itself."
             raise RuntimeInputError(
                 f"unknown input(s) {', '.join(map(repr, unknown))}; the file's inputs are "

@@ -8,7 +8,15 @@ import numpy as np
 import onnx
 import pytest
 
-from exploy_dsl import ActorError, Program, ReferenceInterpreter, RuntimeInputError, op
+from exploy_dsl import (
+    Actor,
+    ActorError,
+    ActorSignature,
+    Program,
+    ReferenceInterpreter,
+    RuntimeInputError,
+    op,
+)
 from tests._support import mlp_actor
 
 HOLD = np.float32([[0.5, -0.5]])
@@ -43,12 +51,9 @@ def feeds(x: Any = ((1.0, 2.0),), flag: bool = True) -> dict[str, np.ndarray]:
     return {"x": np.asarray(x, np.float32), "flag": np.array([[flag]])}
 
 
-class WithModule:
-    """Like compiler.Actor: an ONNX ``model`` and maybe the torch ``module`` it came from."""
-
-    def __init__(self, model: onnx.ModelProto, module: Any) -> None:
-        self.model = model
-        self.module = module
+def with_module(model: onnx.ModelProto, module: Any) -> Actor:
+    """An actor as the compiler prepares it: its ONNX graph and maybe its torch module."""
+    return Actor(model, ActorSignature.feedforward(4, 2), "test actor", module=module)
 
 
 def test_a_policy_step_then_apply_only_steps() -> None:
@@ -96,12 +101,12 @@ def test_an_actor_object_runs_its_torch_module_when_it_has_one() -> None:
     torch.manual_seed(0)
     module = torch.nn.Linear(4, 2).eval()
     unrelated = mlp_actor(4, 2, seed=9)
-    ref = ReferenceInterpreter(hold_program(), WithModule(unrelated.model, module))
+    ref = ReferenceInterpreter(hold_program(), with_module(unrelated.model, module))
     out = ref.step(feeds())
     with torch.no_grad():
         expected = module(torch.tensor([[1.0, 2.0, 0.5, -0.5]])).numpy()
     np.testing.assert_allclose(out["actions"], expected, rtol=1e-6)
-    onnx_only = ReferenceInterpreter(hold_program(), WithModule(unrelated.model, None))
+    onnx_only = ReferenceInterpreter(hold_program(), with_module(unrelated.model, None))
     np.testing.assert_allclose(
         onnx_only.step(feeds())["actions"], unrelated(np.float32([[1, 2, 0.5, -0.5]])), rtol=1e-5
     )
@@ -150,13 +155,13 @@ def test_wrong_inputs_are_named(inputs: Any, message: str) -> None:
 
 
 def test_a_wrong_actor_is_an_actor_error() -> None:
-    with pytest.raises(ActorError, match="returned shape"):
+    with pytest.raises(ActorError, match=r"returned shape \[1, 3\] for 'actions'"):
         ReferenceInterpreter(hold_program(), lambda obs: np.zeros((1, 3))).step(feeds())
-    with pytest.raises(ActorError, match=r"must be a torch module, an onnx\.ModelProto"):
+    with pytest.raises(ActorError, match=r"must be an exploy_dsl\.Actor, a torch module"):
         ReferenceInterpreter(hold_program(), 42)
     two_outputs = mlp_actor(4, 2).model
     two_outputs.graph.output.append(onnx.helper.make_tensor_value_info("h", 1, [1, 16]))
-    with pytest.raises(ActorError, match=r"expected one input \(obs\) and one output"):
+    with pytest.raises(ActorError, match=r"has 1 inputs and 2 outputs; expected one input"):
         ReferenceInterpreter(hold_program(), two_outputs)
 
 

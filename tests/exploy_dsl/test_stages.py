@@ -80,16 +80,18 @@ def run_stage(graph: exploy_dsl.StageGraph, feeds: dict[str, np.ndarray]) -> dic
 def test_each_stage_becomes_a_standalone_graph_over_what_it_reads_and_writes(ports: Ports) -> None:
     traced = trace(ports.stages())
     assert isinstance(traced, TracedProgram)
-    assert traced.observations.reads == ("obj.robot.joints.pos", "memory.actions")
-    assert traced.observations.writes == ("obs",)
-    assert traced.process_actions.reads == ("actions",)
-    assert traced.process_actions.writes == ("memory.actions", "memory.target")
-    assert traced.apply_actions.reads == ("memory.target",)
-    assert traced.apply_actions.writes == ("out",)
+    assert traced.stage("observations").reads == ("obj.robot.joints.pos", "memory.actions")
+    assert traced.stage("observations").writes == ("obs",)
+    assert traced.stage("process_actions").reads == ("actions",)
+    assert traced.stage("process_actions").writes == ("memory.actions", "memory.target")
+    assert traced.stage("apply_actions").reads == ("memory.target",)
+    assert traced.stage("apply_actions").writes == ("out",)
     assert (traced.n_obs, traced.n_actions) == (4, 2)
     assert [(t.name, t.start, t.size) for t in traced.obs_terms] == [("pos", 0, 2), ("last", 2, 2)]
     feeds = {"obj.robot.joints.pos": np.float32([[1, 2]]), "memory.actions": np.float32([[3, 4]])}
-    np.testing.assert_array_equal(run_stage(traced.observations, feeds)["obs"], [[1, 2, 3, 4]])
+    np.testing.assert_array_equal(
+        run_stage(traced.stage("observations"), feeds)["obs"], [[1, 2, 3, 4]]
+    )
 
 
 def test_stages_may_read_ports_by_name_or_memory_by_wire_name(ports: Ports) -> None:
@@ -98,13 +100,13 @@ def test_stages_may_read_ports_by_name_or_memory_by_wire_name(ports: Ports) -> N
         apply=lambda v: {"out": v["target"]},
     )
     traced = trace(program)
-    assert traced.observations.reads == ("obj.robot.joints.pos", "memory.target")
-    assert traced.apply_actions.writes == ("out",)
+    assert traced.stage("observations").reads == ("obj.robot.joints.pos", "memory.target")
+    assert traced.stage("apply_actions").writes == ("out",)
 
 
 def test_apply_actions_may_write_memory_and_constants_are_broadcast(ports: Ports) -> None:
     traced = trace(ports.stages(apply=lambda v: {ports.out: 1.5, ports.target: [0.0, 1.0]}))
-    result = run_stage(traced.apply_actions, {})
+    result = run_stage(traced.stage("apply_actions"), {})
     np.testing.assert_array_equal(result["out"], np.full((1, 2), 1.5, np.float32))
     # memory writes leave the stage graph as memory.<name>.out, so they never clash with reads
     np.testing.assert_array_equal(result["memory.target.out"], [[0.0, 1.0]])
@@ -116,9 +118,9 @@ def test_a_stage_may_read_and_write_the_same_memory(ports: Ports) -> None:
             apply=lambda v: {ports.out: v[ports.target], ports.target: v[ports.target] * 0.5}
         )
     )
-    assert traced.apply_actions.reads == ("memory.target",)
-    assert traced.apply_actions.writes == ("out", "memory.target")
-    result = run_stage(traced.apply_actions, {"memory.target": np.float32([[2.0, 4.0]])})
+    assert traced.stage("apply_actions").reads == ("memory.target",)
+    assert traced.stage("apply_actions").writes == ("out", "memory.target")
+    result = run_stage(traced.stage("apply_actions"), {"memory.target": np.float32([[2.0, 4.0]])})
     np.testing.assert_array_equal(result["out"], [[2.0, 4.0]])
     np.testing.assert_array_equal(result["memory.target.out"], [[1.0, 2.0]])
 
@@ -416,7 +418,7 @@ def test_operators_take_numbers_and_arrays_on_both_sides(ports: Ports) -> None:
 
     traced = trace(ports.stages(observations=observations))
     x = np.array([[1.5, -4.0]], np.float32)
-    obs = run_stage(traced.observations, {"obj.robot.joints.pos": x})["obs"]
+    obs = run_stage(traced.stage("observations"), {"obj.robot.joints.pos": x})["obs"]
     expected = np.concatenate(
         [
             OFFSET + x,
@@ -442,7 +444,7 @@ def test_process_actions_computes_with_arrays_and_actions(ports: Ports) -> None:
     program = ports.stages(process=lambda v, a: {ports.last: a, ports.target: q0 + 0.25 * a})
     traced = trace(program)
     actions = np.array([[2.0, -4.0]], np.float32)
-    result = run_stage(traced.process_actions, {"actions": actions})
+    result = run_stage(traced.stage("process_actions"), {"actions": actions})
     np.testing.assert_allclose(result["memory.target.out"], q0 + 0.25 * actions, rtol=1e-6)
     np.testing.assert_array_equal(result["memory.actions.out"], actions)
 
@@ -452,7 +454,7 @@ def test_int32_ports_compute_with_int_constants(ports: Ports) -> None:
         return [("count", op.cast(v[ports.count] * 3 + 1, to=np.float32))]
 
     traced = trace(ports.stages(observations=observations))
-    obs = run_stage(traced.observations, {"count": np.array([[2, -5]], np.int32)})["obs"]
+    obs = run_stage(traced.stage("observations"), {"count": np.array([[2, -5]], np.int32)})["obs"]
     np.testing.assert_array_equal(obs, [[7.0, -14.0]])
 
 
@@ -533,7 +535,9 @@ def test_call_script_inlines_a_typed_onnxscript_function(ports: Ports) -> None:
 
     traced = trace(ports.stages(observations=observations))
     x, y = np.float32([[1.0, -2.0]]), np.float32([[0.5, 0.25]])
-    obs = run_stage(traced.observations, {"obj.robot.joints.pos": x, "memory.actions": y})["obs"]
+    obs = run_stage(traced.stage("observations"), {"obj.robot.joints.pos": x, "memory.actions": y})[
+        "obs"
+    ]
     np.testing.assert_allclose(obs, 2.0 * x + y, rtol=1e-6)
 
 
@@ -544,7 +548,7 @@ def test_call_script_types_an_untyped_function_from_the_vars(ports: Ports) -> No
     traced = trace(ports.stages(observations=observations))
     assert traced.n_obs == 3
     x = np.float32([[1.0, -2.0, 3.0]])
-    obs = run_stage(traced.observations, {"wide": x})["obs"]
+    obs = run_stage(traced.stage("observations"), {"wide": x})["obs"]
     np.testing.assert_allclose(obs, x * x + x, rtol=1e-6)
 
 
@@ -555,7 +559,7 @@ def test_call_script_returns_a_tuple_for_several_outputs(ports: Ports) -> None:
 
     traced = trace(ports.stages(observations=observations))
     x = np.float32([[1.0, -2.0]])
-    obs = run_stage(traced.observations, {"obj.robot.joints.pos": x})["obs"]
+    obs = run_stage(traced.stage("observations"), {"obj.robot.joints.pos": x})["obs"]
     np.testing.assert_array_equal(obs, np.concatenate([-x, np.abs(x)], axis=-1))
 
 
@@ -565,7 +569,9 @@ def test_call_script_in_apply_actions_runs_in_the_compiled_stage(ports: Ports) -
     )
     traced = trace(program)
     t, p = np.float32([[0.5, -0.5]]), np.float32([[1.0, 2.0]])
-    result = run_stage(traced.apply_actions, {"memory.target": t, "obj.robot.joints.pos": p})
+    result = run_stage(
+        traced.stage("apply_actions"), {"memory.target": t, "obj.robot.joints.pos": p}
+    )
     np.testing.assert_allclose(result["out"], t * t + p, rtol=1e-6)
 
 
