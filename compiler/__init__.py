@@ -10,6 +10,9 @@ from compiler.check._parity import check_parity
 from compiler.check._report import ParityReport
 from exploy_dsl import Actor
 
+for _public in (InputStream, ParityReport):
+    _public.__module__ = "compiler"  # tracebacks and reprs show the public name
+
 __all__ = [
     "DEFAULT_IR_VERSION",
     "DEFAULT_OPSET",

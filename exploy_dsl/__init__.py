@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import spox.opset.ai.onnx.v20 as op
+import importlib as _importlib
+import typing as _typing
 
 from exploy_dsl._errors import (
     ActorError,
@@ -13,15 +14,81 @@ from exploy_dsl._errors import (
     RuntimeInputError,
     StageError,
 )
-from exploy_dsl.authoring._actor import Actor, ActorPort, ActorSignature
-from exploy_dsl.authoring._ports import Input, Memory, Output, Port
-from exploy_dsl.authoring._program import Group, Program
-from exploy_dsl.authoring._robot import BaseState, Imu, Joints, JointTargets
-from exploy_dsl.authoring._script import call_script
-from exploy_dsl.authoring._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
-from exploy_dsl.contract._reader import FileContract, Wire, load_model, read_contract
-from exploy_dsl.reference._interpreter import ReferenceInterpreter
-from exploy_dsl.runtime._runtime import Runtime
+
+if _typing.TYPE_CHECKING:
+    import spox.opset.ai.onnx.v20 as op
+
+    from exploy_dsl.authoring._actor import Actor, ActorPort, ActorSignature
+    from exploy_dsl.authoring._ports import Input, Memory, Output, Port
+    from exploy_dsl.authoring._program import Group, Program
+    from exploy_dsl.authoring._robot import BaseState, Imu, Joints, JointTargets
+    from exploy_dsl.authoring._script import call_script
+    from exploy_dsl.authoring._trace import ObsTerm, StageGraph, Term, TracedProgram, term, trace
+    from exploy_dsl.contract._reader import FileContract, Wire, load_model, read_contract
+    from exploy_dsl.reference._interpreter import ReferenceInterpreter
+    from exploy_dsl.runtime._runtime import Runtime
+
+# Public name -> the module defining it. Loaded on first use (PEP 562), so that a deploy host
+# importing exploy_dsl for the Runtime does not load spox, and authoring does not load
+# onnxruntime.
+_LAZY = {
+    "op": "spox.opset.ai.onnx.v20",
+    "Actor": "exploy_dsl.authoring._actor",
+    "ActorPort": "exploy_dsl.authoring._actor",
+    "ActorSignature": "exploy_dsl.authoring._actor",
+    "Input": "exploy_dsl.authoring._ports",
+    "Memory": "exploy_dsl.authoring._ports",
+    "Output": "exploy_dsl.authoring._ports",
+    "Port": "exploy_dsl.authoring._ports",
+    "Group": "exploy_dsl.authoring._program",
+    "Program": "exploy_dsl.authoring._program",
+    "BaseState": "exploy_dsl.authoring._robot",
+    "Imu": "exploy_dsl.authoring._robot",
+    "Joints": "exploy_dsl.authoring._robot",
+    "JointTargets": "exploy_dsl.authoring._robot",
+    "call_script": "exploy_dsl.authoring._script",
+    "ObsTerm": "exploy_dsl.authoring._trace",
+    "StageGraph": "exploy_dsl.authoring._trace",
+    "Term": "exploy_dsl.authoring._trace",
+    "TracedProgram": "exploy_dsl.authoring._trace",
+    "term": "exploy_dsl.authoring._trace",
+    "trace": "exploy_dsl.authoring._trace",
+    "FileContract": "exploy_dsl.contract._reader",
+    "Wire": "exploy_dsl.contract._reader",
+    "load_model": "exploy_dsl.contract._reader",
+    "read_contract": "exploy_dsl.contract._reader",
+    "ReferenceInterpreter": "exploy_dsl.reference._interpreter",
+    "Runtime": "exploy_dsl.runtime._runtime",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'exploy_dsl' has no attribute {name!r}")
+    module = _importlib.import_module(module_name)
+    value = module if name == "op" else getattr(module, name)
+    if isinstance(value, type) and value.__module__.startswith("exploy_dsl."):
+        value.__module__ = "exploy_dsl"  # tracebacks and reprs show the public name
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+for _error in (
+    ActorError,
+    CompileError,
+    DeclarationError,
+    ExployDslError,
+    FileContractError,
+    RuntimeInputError,
+    StageError,
+):
+    _error.__module__ = "exploy_dsl"
+
 
 __version__ = "0.1.0"
 

@@ -66,7 +66,7 @@ def compile_program(
         Part(f"the actor ({loaded.source})", loaded.model),
         Part("the compiler's two-mode switch (If/Mod/Equal)", model, recurse=False),
     ]
-    model = retarget(model, parts, opset=opset, ir_version=ir_version, target=chosen)
+    retarget(model, parts, opset=opset, ir_version=ir_version, target=chosen)
     strip_debug_info(model)
     for mem in traced.program.memories:
         model.graph.initializer.append(onnx.numpy_helper.from_array(mem.init, name=mem.wire_in))

@@ -10,8 +10,8 @@ import onnx.defs
 
 from compiler.build._targets import Target
 from exploy_dsl import CompileError
+from exploy_dsl.contract._graphs import default_opset, is_default_domain, iter_nodes
 
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 
 # Ops whose consecutive versions listed here differ ONLY by added element types: the inputs,
 # outputs and attributes of the schemas are identical (names, optionality, variadicity), and
@@ -129,23 +129,6 @@ class Part:
         return default_opset(self.model)
 
 
-def default_opset(model: onnx.ModelProto) -> int:
-    return next((int(o.version) for o in model.opset_import if o.domain in _DEFAULT_DOMAINS), 1)
-
-
-def iter_nodes(graph: onnx.GraphProto, recurse: bool = True) -> Iterator[onnx.NodeProto]:
-    """Every node of ``graph`` and, with ``recurse``, of its subgraphs (If branches, Loops)."""
-    for node in graph.node:
-        yield node
-        if not recurse:
-            continue
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from iter_nodes(attr.g)
-            for sub in attr.graphs:
-                yield from iter_nodes(sub)
-
-
 def since(op_type: str, opset: int) -> int | None:
     """The version of ``op_type`` in effect at ``opset`` (None when it does not exist there)."""
     try:
@@ -161,8 +144,8 @@ def retarget(
     opset: int,
     ir_version: int,
     target: Target | None = None,
-) -> onnx.ModelProto:
-    """Label ``model`` with ``opset``/``ir_version`` where every op of every part means the same.
+) -> None:
+    """Label ``model`` (in place) with ``opset``/``ir_version`` where every op of every part means the same.
 
     A node keeps its meaning when its op's version at ``opset`` is the one it was built with,
     or when both versions lie in one WIDENING_ONLY run (element types then checked by the
@@ -185,10 +168,9 @@ def retarget(
     if target is not None:
         _check_kernels(model, parts, opset, target)
     for entry in model.opset_import:
-        if entry.domain in _DEFAULT_DOMAINS:
+        if is_default_domain(entry.domain):
             entry.version = opset
     model.ir_version = ir_version
-    return model
 
 
 def _check_part(part: Part, opset: int) -> None:
@@ -218,11 +200,11 @@ def _check_part(part: Part, opset: int) -> None:
 
 def _nodes(part: Part) -> Iterator[onnx.NodeProto]:
     for node in iter_nodes(part.model.graph, part.recurse):
-        if node.domain in _DEFAULT_DOMAINS:
+        if is_default_domain(node.domain):
             yield node
     for function in part.model.functions:
         for node in function.node:
-            if node.domain in _DEFAULT_DOMAINS:
+            if is_default_domain(node.domain):
                 yield node
 
 
@@ -233,7 +215,7 @@ def _check_kernels(
     lacking: dict[str, int] = {}
     for node in iter_nodes(model.graph):
         version = since(node.op_type, opset)
-        if node.domain in _DEFAULT_DOMAINS and version and (node.op_type, version) in missing:
+        if is_default_domain(node.domain) and version and (node.op_type, version) in missing:
             lacking[node.op_type] = version
     if not lacking:
         return

@@ -12,8 +12,9 @@ import onnx
 import onnx.numpy_helper
 
 import exploy_dsl
-from compiler.build._actor import Actor
-from exploy_dsl import CompileError, TracedProgram
+
+from exploy_dsl import Actor, CompileError, TracedProgram
+from exploy_dsl.contract._graphs import graphs, subgraphs
 
 # exploy's exporter writes the export date under this very key; exploy-dsl only with --stamp.
 STAMP_KEY = "date_exported (YYMMDD.HHMMSS)"
@@ -49,13 +50,14 @@ def weights_sha256(model: onnx.ModelProto) -> str:
 def _weights(graph: onnx.GraphProto) -> list[np.ndarray]:
     arrays = [onnx.numpy_helper.to_array(init) for init in graph.initializer]
     for node in graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Constant" and attr.type == onnx.AttributeProto.TENSOR:
-                arrays.append(onnx.numpy_helper.to_array(attr.t))
-            if attr.type == onnx.AttributeProto.GRAPH:
-                arrays += _weights(attr.g)
-            for sub in attr.graphs:
-                arrays += _weights(sub)
+        if node.op_type == "Constant":
+            arrays += [
+                onnx.numpy_helper.to_array(a.t)
+                for a in node.attribute
+                if a.type == onnx.AttributeProto.TENSOR
+            ]
+        for sub in subgraphs(node):
+            arrays += _weights(sub)
     return arrays
 
 
@@ -75,7 +77,7 @@ def strip_debug_info(model: onnx.ModelProto) -> None:
     """Drop doc strings and node metadata (exporters store stack traces with absolute paths)."""
     model.doc_string = ""
 
-    def visit(graph: onnx.GraphProto) -> None:
+    for graph in graphs(model.graph):
         graph.doc_string = ""
         for value in (*graph.input, *graph.output, *graph.value_info):
             value.doc_string = ""
@@ -84,12 +86,6 @@ def strip_debug_info(model: onnx.ModelProto) -> None:
             del node.metadata_props[:]
             for attr in node.attribute:
                 attr.doc_string = ""
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    visit(attr.g)
-                for sub in attr.graphs:
-                    visit(sub)
-
-    visit(model.graph)
     for function in model.functions:
         function.doc_string = ""
         for node in function.node:

@@ -15,6 +15,7 @@ import onnx.numpy_helper
 from compiler.build._reproducible import sha256_hex
 from exploy_dsl import TracedProgram
 from exploy_dsl.authoring._trace import StageGraph
+from exploy_dsl.contract._graphs import iter_nodes
 
 # Constants up to this many elements are written out; larger ones by shape and hash.
 MAX_LISTED = 64
@@ -45,27 +46,15 @@ def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
 
 def _ops(graph: StageGraph) -> dict[str, int]:
     counts: Counter[str] = Counter()
-    for node in _nodes(graph.model.graph):
+    for node in iter_nodes(graph.model.graph):
         if node.op_type not in ("Constant", "Identity"):
             counts[node.op_type] += 1
     return dict(sorted(counts.items()))
 
 
-def _nodes(graph: onnx.GraphProto) -> list[onnx.NodeProto]:
-    found = []
-    for node in graph.node:
-        found.append(node)
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                found += _nodes(attr.g)
-            for sub in attr.graphs:
-                found += _nodes(sub)
-    return found
-
-
 def _constants(graph: onnx.GraphProto) -> list[np.ndarray]:
     values = [onnx.numpy_helper.to_array(init) for init in graph.initializer]
-    for node in _nodes(graph):
+    for node in iter_nodes(graph):
         if node.op_type != "Constant":
             continue
         for attr in node.attribute:

@@ -31,6 +31,7 @@ from exploy_dsl import (
     trace,
 )
 from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._wires import in_to_out
 
 DEFAULT_STEPS = 300
 DEFAULT_TOLERANCE = 1e-5
@@ -215,16 +216,10 @@ def _shared_outputs(
     runtime: Runtime, reference: ReferenceInterpreter
 ) -> dict[str, tuple[int, ...]]:
     """Outputs both sides produce with the same shape (any other difference is static)."""
-    file = {w.name: w.shape for w in runtime.contract.outputs}
-    file.update({"actions": runtime.contract.actions.shape, "obs": runtime.contract.obs.shape})
-    file.update({w.name[: -len(".in")] + ".out": w.shape for w in runtime.contract.memory})
-    program = reference.traced.program
-    declared: dict[str, tuple[int, ...]] = {
-        "actions": (program.batch, reference.traced.n_actions),
-        "obs": (program.batch, reference.traced.n_obs),
-    }
-    declared.update({p.name: p.file_shape for p in program.outputs})
-    declared.update({m.wire_out: m.file_shape for m in program.memories})
+    contract = runtime.contract
+    file = {w.name: w.shape for w in (contract.actions, contract.obs, *contract.outputs)}
+    file.update({in_to_out(w.name): w.shape for w in contract.memory})
+    declared = reference.traced.output_shapes()
     return {name: shape for name, shape in declared.items() if file.get(name) == shape}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from exploy_dsl._errors import FileContractError
+
 
 def to_json(value: Any) -> str:
     """Deterministic JSON: same program, same bytes; NaN and infinity are refused."""
@@ -25,6 +27,16 @@ def decode(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+
+
+def decode_json(text: str, what: str) -> Any:
+    """A value that must be JSON (our own keys, exploy's JSON keys); FileContractError if not."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise FileContractError(
+            f"{what} is not valid JSON: {text[:80]!r}. Fix: recompile the file."
+        ) from None
 
 
 def encode_as_read(value: Any) -> str:

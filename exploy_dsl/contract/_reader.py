@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -15,6 +14,7 @@ import onnx
 import onnx.numpy_helper
 
 from exploy_dsl._errors import FileContractError
+from exploy_dsl.contract._codec import decode_json
 from exploy_dsl.contract._graphs import default_opset
 from exploy_dsl.contract._wires import (
     ACTIONS,
@@ -75,12 +75,7 @@ class FileContract:
         """A metadata value decoded as JSON, or a FileContractError naming the key."""
         if key not in self.metadata:
             raise FileContractError(f"file has no metadata key {key!r}.")
-        try:
-            return json.loads(self.metadata[key])
-        except json.JSONDecodeError:
-            raise FileContractError(
-                f"metadata key {key!r} is not valid JSON: {self.metadata[key][:80]!r}."
-            ) from None
+        return decode_json(self.metadata[key], f"metadata key {key!r}")
 
 
 def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
@@ -198,9 +193,9 @@ def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
 def _check_json_keys(metadata: dict[str, str], source: str) -> None:
     """The keys exploy's controller (or our tools) parse as JSON, with the form they need."""
     try:
-        version = json.loads(metadata["exploy_version"])
-    except json.JSONDecodeError:
-        version = None
+        version = decode_json(metadata["exploy_version"], "exploy_version")
+    except FileContractError:
+        version = None  # reported below with the form it must have
     if not isinstance(version, str) or not _MAJOR_MINOR.match(version):
         raise FileContractError(
             f"{source}: metadata key 'exploy_version' must be a JSON string (with quotes) "
@@ -224,13 +219,7 @@ def _check_json_keys(metadata: dict[str, str], source: str) -> None:
 
 
 def _json(metadata: dict[str, str], key: str, source: str) -> Any:
-    try:
-        return json.loads(metadata[key])
-    except json.JSONDecodeError:
-        raise FileContractError(
-            f"{source}: metadata key {key!r} is not valid JSON: {metadata[key][:80]!r}. "
-            "Fix: recompile it."
-        ) from None
+    return decode_json(metadata[key], f"{source}: metadata key {key!r}")
 
 
 def _parse_number(metadata: dict[str, str], key: str, kind: type, source: str) -> Any:

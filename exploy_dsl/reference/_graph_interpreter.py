@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -12,6 +12,7 @@ import onnx
 import onnx.inliner
 from onnx import numpy_helper
 
+from exploy_dsl.contract._graphs import default_opset, is_default_domain, subgraphs
 from exploy_dsl.reference._numpy_ops import (
     LEGACY_OPS,
     MULTI_OUTPUT_OPS,
@@ -22,7 +23,6 @@ from exploy_dsl.reference._numpy_ops import (
 
 __all__ = ["GraphInterpreter", "GraphInterpreterError"]
 
-_DEFAULT_DOMAINS = ("", "ai.onnx")
 _SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 # Constant folding keeps results up to this many elements; bigger ones are recomputed per run.
 _FOLD_MAX_ELEMENTS = 1 << 20
@@ -120,14 +120,6 @@ def _parse_attribute(attr: onnx.AttributeProto) -> Any:
     raise _Unsupported(attr.name)
 
 
-def _subgraphs(node: onnx.NodeProto) -> Iterator[onnx.GraphProto]:
-    for attr in node.attribute:
-        if attr.type == onnx.AttributeProto.GRAPH:
-            yield attr.g
-        elif attr.type == onnx.AttributeProto.GRAPHS:
-            yield from attr.graphs
-
-
 def _free_names(graph: onnx.GraphProto, bound: frozenset[str]) -> set[str]:
     """Names a (sub)graph reads from enclosing scopes."""
     local = set(bound)
@@ -140,7 +132,7 @@ def _free_names(graph: onnx.GraphProto, bound: frozenset[str]) -> set[str]:
     free: set[str] = set()
     for node in graph.node:
         free.update(name for name in node.input if name and name not in frozen)
-        for sub in _subgraphs(node):
+        for sub in subgraphs(node):
             free |= _free_names(sub, frozen)
     free.discard("")
     return free
@@ -148,7 +140,7 @@ def _free_names(graph: onnx.GraphProto, bound: frozenset[str]) -> set[str]:
 
 def _outer_names(node: onnx.NodeProto) -> list[str]:
     free: set[str] = set()
-    for sub in _subgraphs(node):
+    for sub in subgraphs(node):
         free |= _free_names(sub, frozenset())
     return sorted(free)
 
@@ -223,10 +215,7 @@ class GraphInterpreter:
             model = onnx.inliner.inline_local_functions(model)
         self._model = model
         graph = model.graph
-        self._opset = next(
-            (op.version for op in model.opset_import if op.domain in _DEFAULT_DOMAINS),
-            onnx.defs.onnx_opset_version(),
-        )
+        self._opset = default_opset(model, missing=onnx.defs.onnx_opset_version())
         self._fold = fold_constants
 
         env: dict[str, Any] = {"": None}
@@ -305,7 +294,7 @@ class GraphInterpreter:
         return step
 
     def _table_op(self, node: onnx.NodeProto) -> Callable[..., Any] | None:
-        if node.domain not in _DEFAULT_DOMAINS or node.op_type not in OPS:
+        if not is_default_domain(node.domain) or node.op_type not in OPS:
             return None
         if any(a.type in _SUBGRAPH_ATTRS for a in node.attribute):
             return None
@@ -349,7 +338,7 @@ class GraphInterpreter:
             self._fallback_ops.append(node.op_type)
         outputs = tuple(name for name in node.output if name)
         step = _Step(fallback, tuple(names), outputs, {}, True, label)
-        if node.op_type == "Constant" and node.domain in _DEFAULT_DOMAINS:
+        if node.op_type == "Constant" and is_default_domain(node.domain):
             values = self._try_fold(step, known, required=True)
             if values is not None:
                 known.update(zip(outputs, values, strict=True))

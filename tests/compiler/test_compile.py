@@ -14,8 +14,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program, load_actor, write_atomic
-from compiler.build._opset import iter_nodes
 from exploy_dsl import ActorError, CompileError, read_contract
+from exploy_dsl.contract._graphs import iter_nodes
 from tests._support import Compiled, dims, mlp_actor, random_feeds, run, session
 
 EXAMPLES = ["tutorial", "quadruped"]

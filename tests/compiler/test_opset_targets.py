@@ -12,10 +12,11 @@ import onnx.defs
 import pytest
 
 from compiler import compile_program
-from compiler.build._opset import ADDED_ATTRIBUTES, WIDENING_ONLY, default_opset, iter_nodes, since
+from compiler.build._opset import ADDED_ATTRIBUTES, WIDENING_ONLY, since
 from compiler.build._targets import ONNXRUNTIME, oldest_onnxruntime, parse_target
 from compiler.cli._main import main
 from exploy_dsl import CompileError, Program, op, read_contract
+from exploy_dsl.contract._graphs import default_opset, iter_nodes
 from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
