@@ -78,16 +78,9 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-for _error in (
-    ActorError,
-    CompileError,
-    DeclarationError,
-    ExployDslError,
-    FileContractError,
-    RuntimeInputError,
-    StageError,
-):
-    _error.__module__ = "exploy_dsl"
+for _error in [v for v in tuple(globals().values()) if isinstance(v, type)]:
+    if issubclass(_error, ExployDslError):
+        _error.__module__ = "exploy_dsl"  # tracebacks show the public name
 
 
 __version__ = "0.1.0"
