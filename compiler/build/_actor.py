@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import io
 import logging
@@ -135,20 +136,23 @@ def from_torch(
 
     if exporter not in EXPORTERS:
         raise ActorError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}.")
-    module = module.eval()
+    # Everything below runs on a copy: exporting must never change the user's module (its
+    # training flag, or a recurrent state it keeps inside).
+    module = _private_copy(module, torch).eval()
+    _refuse_internal_state(module, torch, n_obs, batch)
     example = torch.zeros(batch, n_obs)
     try:
         with torch.no_grad():
             out = module(example)
     except Exception as exc:  # noqa: BLE001 - the user's network failed on the obs size
         raise ActorError(
-            f"torch actor {type(module).__name__} fails on an observation of shape "
+            f"torch actor {_module_name(module)} fails on an observation of shape "
             f"[{batch}, {n_obs}] (the program's observation size): {' '.join(str(exc).split())}. "
             "Fix: the actor's input size must equal the observation size."
         ) from None
     if not isinstance(out, torch.Tensor):
         raise ActorError(
-            f"torch actor {type(module).__name__} returns {type(out).__name__}; expected one "
+            f"torch actor {_module_name(module)} returns {type(out).__name__}; expected one "
             "tensor [1, n_actions]. Fix: wrap it so forward returns only the actions."
         )
     if exporter == "dynamo" and isinstance(module, torch.jit.ScriptModule):
@@ -161,13 +165,93 @@ def from_torch(
     except Exception as exc:  # noqa: BLE001 - the exporter refused the user's network
         first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise ActorError(
-            f"torch.onnx.export ({exporter}) cannot export actor {type(module).__name__}: "
+            f"torch.onnx.export ({exporter}) cannot export actor {_module_name(module)}: "
             f"{type(exc).__name__}: {first.strip()[:300]}. Fix: try the other exporter "
             "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
             ".onnx file."
         ) from None
-    actor = from_onnx(model, torch_source(type(module).__name__, exporter))
+    actor = from_onnx(model, torch_source(_module_name(module), exporter))
     return dataclasses.replace(actor, exporter=exporter, module=module)
+
+
+def _private_copy(module: Any, torch: Any) -> Any:
+    try:
+        return copy.deepcopy(module)
+    except Exception as exc:  # noqa: BLE001 - the user's module refuses to be copied
+        raise ActorError(
+            f"torch actor {type(module).__name__} cannot be copied ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); exploy-dsl exports a copy so that your module "
+            "is never changed. Fix: make it deep-copyable, or export it to ONNX yourself and pass "
+            "the .onnx file."
+        ) from None
+
+
+def _refuse_internal_state(module: Any, torch: Any, n_obs: int, batch: int) -> None:
+    """Refuse an actor that keeps state between calls: exporting it would freeze that state.
+
+    A TorchScript module whose forward() assigns to its own attributes (rsl_rl's ``as_jit``
+    and legged_gym's LSTM exporters keep ``hidden_state``/``cell_state`` that way), or any
+    module whose output for the same observation changes from one call to the next (an
+    eager module with ``reset(dones)``/``get_state()``), would be exported with the state it
+    held at export time as a constant: a file whose recurrence is frozen.
+    """
+    where = f"torch actor {_module_name(module)}"
+    fix = (
+        "Fix: exploy-dsl does not carry recurrent actors yet; until it does, use a "
+        "feed-forward policy (a recurrent one cannot be compiled correctly)."
+    )
+    if isinstance(module, torch.jit.ScriptModule):
+        mutated = _script_assignments(module, torch)
+        if mutated:
+            raise ActorError(
+                f"{where} is TorchScript whose forward() overwrites its attribute(s) "
+                f"{', '.join(map(repr, mutated))}: state kept between calls (a recurrent "
+                f"policy's hidden state?), which an ONNX export would freeze as a constant. {fix}"
+            )
+    probe = copy.deepcopy(module)
+    before = {name: b.clone() for name, b in probe.named_buffers()}
+    generator = torch.Generator().manual_seed(0)
+    obs = torch.randn(batch, n_obs, generator=generator)
+    try:
+        with torch.no_grad():
+            first, second = probe(obs), probe(obs)
+    except Exception:  # noqa: BLE001 - reported with its size hint by the caller's own call
+        return
+    changed = [
+        name
+        for name, b in probe.named_buffers()
+        if name in before and not torch.equal(before[name], b)
+    ]
+    if changed:
+        raise ActorError(
+            f"{where}'s forward() changes its buffer(s) {', '.join(map(repr, changed))}: state "
+            "kept between calls (a recurrent policy's hidden state?), which an ONNX export would "
+            f"freeze as a constant. {fix}"
+        )
+    if (
+        isinstance(first, torch.Tensor)
+        and isinstance(second, torch.Tensor)
+        and first.shape == second.shape
+        and not torch.equal(first, second)
+    ):
+        raise ActorError(
+            f"{where} returns different actions for the same observation on two calls in a "
+            "row: it keeps state between calls (a recurrent policy, or dropout/noise left "
+            f"on?), which an ONNX export would freeze. {fix}"
+        )
+
+
+def _module_name(module: Any) -> str:
+    """The class name the user wrote (a scripted module's type is RecursiveScriptModule)."""
+    return str(getattr(module, "original_name", None) or type(module).__name__)
+
+
+def _script_assignments(module: Any, torch: Any) -> list[str]:
+    """Attributes a TorchScript module's forward() assigns (``prim::SetAttr``), submodules in."""
+    graph = module.forward.graph.copy()
+    torch._C._jit_pass_inline(graph)
+    names = {node.s("name") for node in graph.findAllNodes("prim::SetAttr")}
+    return sorted(names)
 
 
 def torch_source(module_name: str, exporter: Exporter) -> str:
