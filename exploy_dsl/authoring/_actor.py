@@ -133,9 +133,11 @@ def onnx_signature(model: onnx.ModelProto, source: str) -> ActorSignature:
     outputs = list(model.graph.output)
     if len(inputs) != 1 or len(outputs) != 1:
         raise ActorError(
-            f"actor {source} has {len(inputs)} inputs and {len(outputs)} outputs; expected one "
-            "input [1, n_obs] and one output [1, n_actions]. Fix: export only the policy network "
-            "(recurrent state belongs in program memory)."
+            f"actor {source} has {len(inputs)} inputs {[i.name for i in inputs]} and "
+            f"{len(outputs)} outputs {[o.name for o in outputs]}; expected one input "
+            "[1, n_obs] and one output [1, n_actions]: exploy-dsl does not carry recurrent "
+            "(h_in/c_in) or multi-input actors yet, nor drop extra outputs. Fix: export the "
+            "feed-forward policy network alone (obs -> actions)."
         )
     n_obs = _last_dim(inputs[0], source, "input")
     n_actions = _last_dim(outputs[0], source, "output")

@@ -161,7 +161,10 @@ def test_a_wrong_actor_is_an_actor_error() -> None:
         ReferenceInterpreter(hold_program(), 42)
     two_outputs = mlp_actor(4, 2).model
     two_outputs.graph.output.append(onnx.helper.make_tensor_value_info("h", 1, [1, 16]))
-    with pytest.raises(ActorError, match=r"has 1 inputs and 2 outputs; expected one input"):
+    with pytest.raises(
+        ActorError,
+        match=r"has 1 inputs \['obs'\] and 2 outputs \['actions', 'h'\]; expected one input",
+    ):
         ReferenceInterpreter(hold_program(), two_outputs)
 
 
