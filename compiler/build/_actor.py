@@ -23,7 +23,9 @@ from exploy_dsl.authoring._actor import (
     Actor,
     Exporter,
     is_torch_module,
-    onnx_signature,
+    ActorSignature,
+    bind_signature,
+    default_names,
 )
 from exploy_dsl.contract._graphs import default_opset
 
@@ -31,20 +33,32 @@ from exploy_dsl.contract._graphs import default_opset
 def load_actor(
     actor: object,
     *,
-    n_obs: int,
+    n_obs: int | None = None,
+    signature: ActorSignature | None = None,
     batch: int = 1,
     opset: int = 20,
     exporter: Exporter = "dynamo",
 ) -> Actor:
-    """Accept a ``torch.nn.Module``, an ``onnx.ModelProto`` or a ``.onnx``/``.pt`` path."""
+    """Accept a ``torch.nn.Module``, an ``onnx.ModelProto`` or a ``.onnx``/``.pt`` path.
+
+    ``signature`` is how the program calls the actor (``TracedProgram.actor_signature``);
+    without it, a feed-forward actor of ``n_obs`` observations.
+    """
+    if signature is None:
+        if n_obs is None:
+            raise ActorError("load_actor needs the program's actor signature or n_obs.")
+        signature = ActorSignature.feedforward(n_obs, 0, batch=batch, input_name="")
+        signature = dataclasses.replace(
+            signature, outputs=(dataclasses.replace(signature.outputs[0], name=""),)
+        )
     if isinstance(actor, Actor):
         return actor
     if isinstance(actor, onnx.ModelProto):
-        return from_onnx(actor, "ModelProto")
+        return from_onnx(actor, "ModelProto", signature)
     if isinstance(actor, (str, os.PathLike)):
-        return _from_path(Path(actor), n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+        return _from_path(Path(actor), signature, opset=opset, exporter=exporter)
     if is_torch_module(actor):
-        return from_torch(actor, n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+        return from_torch(actor, signature, opset=opset, exporter=exporter)
     raise ActorError(
         f"actor must be a torch.nn.Module, an onnx.ModelProto or a path to .onnx/.pt, got "
         f"{type(actor).__name__}. Fix: pass one of those."
@@ -65,10 +79,9 @@ def prepare_actor(
     stages' opset) with ``exporter``; then the actor's sizes are checked against the program
     and the graph is converted to ``stage_opset``, the opset the stages are built with.
     """
-    expected = traced.actor_signature
     loaded = load_actor(
         actor,
-        n_obs=expected.n_obs,
+        signature=traced.actor_signature,
         batch=traced.program.batch,
         opset=min(opset, stage_opset),
         exporter=exporter,
@@ -117,7 +130,7 @@ def at_opset(actor: Actor, opset: int) -> Actor:
     return dataclasses.replace(actor, model=converted, original=actor.original or actor.model)
 
 
-def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
+def from_onnx(model: onnx.ModelProto, source: str, signature: ActorSignature) -> Actor:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -125,41 +138,64 @@ def from_onnx(model: onnx.ModelProto, source: str) -> Actor:
             f"actor {source} is not a valid ONNX model: {' '.join(str(exc).split())[:500]}. "
             "Fix: re-export the actor (onnx.checker.check_model(model, full_check=True) must pass)."
         ) from None
-    return Actor(model, onnx_signature(model, source), source)
+    return Actor(model, bind_signature(signature, model, source), source)
 
 
 def from_torch(
-    module: Any, *, n_obs: int, batch: int = 1, opset: int = 20, exporter: Exporter = "dynamo"
+    module: Any, signature: ActorSignature, *, opset: int = 20, exporter: Exporter = "dynamo"
 ) -> Actor:
-    """Export a torch module with ``torch.onnx.export`` (dynamo by default)."""
+    """Export a torch module with ``torch.onnx.export`` (dynamo by default).
+
+    ``forward`` takes the actor inputs in ``signature`` order (the observation or the bound
+    inputs, then each state memory) and returns the actions, then each new state.
+    """
     import torch
 
     if exporter not in EXPORTERS:
         raise ActorError(f"exporter must be 'dynamo' or 'torchscript', got {exporter!r}.")
+    signature = default_names(signature)
     # Everything below runs on a copy: exporting must never change the user's module (its
     # training flag, or a recurrent state it keeps inside).
     module = _private_copy(module, torch).eval()
-    _refuse_internal_state(module, torch, n_obs, batch)
-    example = torch.zeros(batch, n_obs)
+    _refuse_rsl_rl_model(module)
+    examples = tuple(
+        torch.zeros(p.shape, dtype=getattr(torch, "bool" if p.dtype == "bool" else p.dtype))
+        for p in signature.inputs
+    )
+    _refuse_internal_state(module, torch, examples, signature)
+    called = ", ".join(f"{p.name}{list(p.shape)}" for p in signature.inputs)
     try:
         with torch.no_grad():
-            out = module(example)
+            out = module(*examples)
     except Exception as exc:  # noqa: BLE001 - the user's network failed on the obs size
+        if len(signature.inputs) == 1:
+            raise ActorError(
+                f"torch actor {_module_name(module)} fails on an observation of shape "
+                f"{list(signature.inputs[0].shape)} (the program's observation size): "
+                f"{' '.join(str(exc).split())}. "
+                "Fix: the actor's input size must equal the observation size."
+            ) from None
         raise ActorError(
-            f"torch actor {_module_name(module)} fails on an observation of shape "
-            f"[{batch}, {n_obs}] (the program's observation size): {' '.join(str(exc).split())}. "
-            "Fix: the actor's input size must equal the observation size."
+            f"torch actor {_module_name(module)} fails when called as forward({called}), as "
+            f"program.actor(...) declares it: {' '.join(str(exc).split())[:300]}. Fix: make the "
+            "declaration match forward's arguments (inputs in order, then each state)."
         ) from None
-    if not isinstance(out, torch.Tensor):
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    wanted = len(signature.outputs)
+    if len(outs) != wanted or not all(isinstance(o, torch.Tensor) for o in outs):
+        kinds = ", ".join(type(o).__name__ for o in outs)
+        expected = "one tensor [1, n_actions]" if wanted == 1 else (
+            f"{wanted} tensors (the actions, then each new state)"
+        )
         raise ActorError(
-            f"torch actor {_module_name(module)} returns {type(out).__name__}; expected one "
-            "tensor [1, n_actions]. Fix: wrap it so forward returns only the actions."
+            f"torch actor {_module_name(module)} returns ({kinds}); expected {expected}. Fix: "
+            "wrap it so forward returns only those."
         )
     if exporter == "dynamo" and isinstance(module, torch.jit.ScriptModule):
         # torch.export (dynamo=True) cannot take a ScriptModule; the TorchScript exporter can.
         exporter = "torchscript"
     try:
-        model = _export(torch, module, example, opset, exporter)
+        model = _export(torch, module, examples, signature, opset, exporter)
     except ActorError:
         raise
     except Exception as exc:  # noqa: BLE001 - the exporter refused the user's network
@@ -170,7 +206,7 @@ def from_torch(
             "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
             ".onnx file."
         ) from None
-    actor = from_onnx(model, torch_source(_module_name(module), exporter))
+    actor = from_onnx(model, torch_source(_module_name(module), exporter), signature)
     return dataclasses.replace(actor, exporter=exporter, module=module)
 
 
@@ -186,7 +222,21 @@ def _private_copy(module: Any, torch: Any) -> Any:
         ) from None
 
 
-def _refuse_internal_state(module: Any, torch: Any, n_obs: int, batch: int) -> None:
+def _refuse_rsl_rl_model(module: Any) -> None:
+    """rsl_rl's models take a TensorDict of observation groups, not the observation tensor."""
+    if type(module).__module__.startswith("rsl_rl") and hasattr(module, "as_onnx"):
+        raise ActorError(
+            f"torch actor {_module_name(module)} is an rsl_rl model: its forward() takes a "
+            "TensorDict of observation groups, not the observation vector. Fix: export it with "
+            "rsl_rl's own exporter and pass the file: model.as_onnx(...) (recurrent ones give "
+            "obs, h_in, c_in -> actions, h_out, c_out; declare the state with "
+            "program.actor(state=[h, c])) or model.as_jit()."
+        )
+
+
+def _refuse_internal_state(
+    module: Any, torch: Any, examples: tuple[Any, ...], signature: ActorSignature
+) -> None:
     """Refuse an actor that keeps state between calls: exporting it would freeze that state.
 
     A TorchScript module whose forward() assigns to its own attributes (rsl_rl's ``as_jit``
@@ -211,10 +261,13 @@ def _refuse_internal_state(module: Any, torch: Any, n_obs: int, batch: int) -> N
     probe = copy.deepcopy(module)
     before = {name: b.clone() for name, b in probe.named_buffers()}
     generator = torch.Generator().manual_seed(0)
-    obs = torch.randn(batch, n_obs, generator=generator)
+    inputs = tuple(
+        torch.randn(e.shape, generator=generator) if e.is_floating_point() else e
+        for e in examples
+    )
     try:
         with torch.no_grad():
-            first, second = probe(obs), probe(obs)
+            first, second = probe(*inputs), probe(*inputs)
     except Exception:  # noqa: BLE001 - reported with its size hint by the caller's own call
         return
     changed = [
@@ -228,11 +281,14 @@ def _refuse_internal_state(module: Any, torch: Any, n_obs: int, batch: int) -> N
             "kept between calls (a recurrent policy's hidden state?), which an ONNX export would "
             f"freeze as a constant. {fix}"
         )
-    if (
-        isinstance(first, torch.Tensor)
-        and isinstance(second, torch.Tensor)
-        and first.shape == second.shape
-        and not torch.equal(first, second)
+    firsts = first if isinstance(first, (tuple, list)) else (first,)
+    seconds = second if isinstance(second, (tuple, list)) else (second,)
+    if any(
+        isinstance(a, torch.Tensor)
+        and isinstance(b, torch.Tensor)
+        and a.shape == b.shape
+        and not torch.equal(a, b)
+        for a, b in zip(firsts, seconds, strict=False)
     ):
         raise ActorError(
             f"{where} returns different actions for the same observation on two calls in a "
@@ -265,18 +321,25 @@ def exporter_of_source(source: str) -> Exporter:
 
 
 def _export(
-    torch: Any, module: Any, example: Any, opset: int, exporter: Exporter
+    torch: Any,
+    module: Any,
+    examples: tuple[Any, ...],
+    signature: ActorSignature,
+    opset: int,
+    exporter: Exporter,
 ) -> onnx.ModelProto:
+    input_names = [p.name for p in signature.inputs]
+    output_names = [p.name for p in signature.outputs]
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
             program = torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 dynamo=True,
                 opset_version=opset,
-                input_names=["obs"],
-                output_names=["actions"],
+                input_names=input_names,
+                output_names=output_names,
                 verbose=False,
             )
             if program is None:
@@ -286,12 +349,12 @@ def _export(
             buffer = io.BytesIO()
             torch.onnx.export(
                 module,
-                (example,),
+                examples,
                 buffer,  # type: ignore[arg-type]
                 dynamo=False,
                 opset_version=min(opset, 20),
-                input_names=["obs"],
-                output_names=["actions"],
+                input_names=input_names,
+                output_names=output_names,
             )
             model = onnx.load_from_string(buffer.getvalue())
     return model
@@ -309,7 +372,9 @@ def _quiet_torch() -> Any:
         logger.setLevel(level)
 
 
-def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Exporter) -> Actor:
+def _from_path(
+    path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter
+) -> Actor:
     if path.is_dir():
         raise ActorError(
             f"actor {str(path)!r} is a folder; expected an .onnx or .pt file. "
@@ -325,7 +390,7 @@ def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Expo
             raise ActorError(
                 f"actor file {str(path)!r} is not a readable ONNX model: {exc}"
             ) from None
-        return from_onnx(model, repr(str(path)))
+        return from_onnx(model, repr(str(path)), signature)
     if suffix in (".pt", ".pth"):
         try:
             import torch
@@ -335,7 +400,7 @@ def _from_path(path: Path, *, n_obs: int, batch: int, opset: int, exporter: Expo
                 "Fix: pip install 'exploy-dsl[torch]', or pass an .onnx actor."
             ) from None
         module = _load_torch_file(path, torch)
-        return from_torch(module, n_obs=n_obs, batch=batch, opset=opset, exporter=exporter)
+        return from_torch(module, signature, opset=opset, exporter=exporter)
     raise ActorError(
         f"actor file {str(path)!r} has suffix {suffix!r}; expected .onnx or .pt "
         "(a module saved with torch.save, or TorchScript)."

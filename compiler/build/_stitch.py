@@ -26,8 +26,8 @@ class _SpoxTick:
     def run(self, kind: StageKind, env: Mapping[str, Var]) -> dict[str, Var]:
         if kind == "actor":
             signature = self._actor.signature
-            outputs = spox.inline(self._actor.model)(**signature.feeds(env))
-            return signature.results(outputs)
+            outputs = spox.inline(self._actor.model)(**signature.feeds(env, _reshape))
+            return signature.results(outputs, _reshape)
         stage = self._traced.stage(kind)
         feeds = {name: env[name] for name in stage.reads}
         return dict(zip(stage.writes, spox.inline(stage.model)(**feeds).values(), strict=True))
@@ -35,6 +35,10 @@ class _SpoxTick:
     def zeros(self, name: str) -> Var:
         shape = self._traced.output_shapes()[name]
         return op.const(np.zeros(shape, np.float32))
+
+
+def _reshape(value: Var, shape: tuple[int, ...]) -> Var:
+    return op.reshape(value, op.const(np.array(shape, np.int64)))
 
 
 def stitch(traced: TracedProgram, actor: Actor) -> onnx.ModelProto:

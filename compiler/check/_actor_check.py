@@ -14,6 +14,7 @@ from exploy_dsl.reference._interpreter import reference_actor
 
 ActorStatus = Literal["ok", "fail", "skipped"]
 DEFAULT_SAMPLES = 64
+RESET_EVERY = 16  # a recurrent actor's state is reset this often in the actor-alone check
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,17 +60,46 @@ def check_actor(
     )
     module, signature = reference_actor(actor.module, actor.signature)
     rng = np.random.default_rng(seed)
-    obs_in, actions_out = signature.obs, signature.actions
-    comparator = SignalComparator({"actions": actor.n_actions}, tolerance)
-    for sample in range(samples):
-        scale = 10.0 if sample % 10 == 9 else 1.0
-        feeds = {obs_in.name: rng.normal(size=obs_in.shape).astype(np.float32) * scale}
-        (exported,) = session.run([actions_out.name], feeds)
-        expected = module(feeds)[actions_out.name]
-        comparator.add({"actions": expected}, {"actions": np.asarray(exported)})
-    (errors,) = comparator.finish()
-    status: ActorStatus = "ok" if errors.ok else "fail"
-    reason = (
-        f"exported ONNX ({actor.source}) against the torch module on {samples} random observations"
+    outputs = [p.name for p in signature.outputs]
+    comparator = SignalComparator(
+        {p.name: int(np.prod(p.shape)) for p in signature.outputs}, tolerance
     )
+    state = signature.state
+    carried: dict[str, dict[str, np.ndarray]] = {"onnx": {}, "torch": {}}
+    for sample in range(samples):
+        if sample % RESET_EVERY == 0:  # a reset: the state starts again from zeros
+            for side in carried.values():
+                side.update({i.name: np.zeros(i.shape, np.float32) for i, _ in state})
+        scale = 10.0 if sample % 10 == 9 else 1.0
+        fresh = {
+            p.name: _random(rng, p.shape, p.dtype, scale)
+            for p in signature.inputs
+            if p.name not in carried["onnx"]
+        }
+        values = session.run(outputs, {**fresh, **carried["onnx"]})
+        exported = dict(zip(outputs, (np.asarray(v) for v in values), strict=True))
+        expected = module({**fresh, **carried["torch"]})
+        comparator.add(expected, exported)
+        for i, o in state:  # each side carries its own state, as a deployed loop would
+            carried["onnx"][i.name] = exported[o.name].reshape(i.shape)
+            carried["torch"][i.name] = expected[o.name].reshape(i.shape)
+    found = comparator.finish()
+    errors = next((e for e in found if not e.ok), found[0])
+    status: ActorStatus = "ok" if all(e.ok for e in found) else "fail"
+    what = (
+        f"{samples} steps of random observations, state carried and reset every {RESET_EVERY}"
+        if state
+        else f"{samples} random observations"
+    )
+    reason = f"exported ONNX ({actor.source}) against the torch module on {what}"
     return ActorReport(status, reason, samples, errors)
+
+
+def _random(
+    rng: np.random.Generator, shape: tuple[int, ...], dtype: str, scale: float
+) -> np.ndarray:
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype == "int32":
+        return rng.integers(-3, 4, size=shape).astype(np.int32)
+    return rng.normal(size=shape).astype(np.float32) * scale

@@ -169,7 +169,7 @@ def _actor_line(actor: ActorReport) -> str:
         return f"{head}; {stats}"
     return (
         f"{head}; {stats}; first out of tolerance: sample {errors.first_tick}, "
-        f"actions[{errors.first_element}]: torch {errors.first_reference:.7g}, "
+        f"{errors.name}[{errors.first_element}]: torch {errors.first_reference:.7g}, "
         f"onnx {errors.first_compiled:.7g}"
     )
 

@@ -8,14 +8,17 @@ it writes). Today's programs bind one input to ``obs`` and one output to ``actio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+import numpy as np
 import onnx
 
 from exploy_dsl._errors import ActorError
-from exploy_dsl.contract._wires import ACTIONS, OBS
+from exploy_dsl.authoring._ports import Memory, Port
+from exploy_dsl.contract._wires import ACTIONS, OBS, is_actor_input, is_memory, memory_name
 
 Exporter = Literal["dynamo", "torchscript"]
 EXPORTERS: tuple[Exporter, ...] = ("dynamo", "torchscript")
@@ -26,16 +29,26 @@ V = TypeVar("V")
 class ActorPort:
     """One input or output of the actor graph: its name there, its shape, what it is bound to.
 
-    ``binds`` is a value of the tick: ``obs``, ``actions`` or ``memory.<name>``.
+    ``binds`` is a value of the tick: ``obs``, ``actions``, ``memory.<name>`` (recurrent
+    state), an input port, or ``actor_input:<name>`` (observation terms the observations
+    stage gathers for this input). ``shape`` and ``dtype`` are those of that value;
+    ``actor_shape`` is the actor's own shape when it differs (same elements, reshaped).
+    An empty ``name`` is not known yet: it is matched when the actor is loaded.
     """
 
     name: str
     shape: tuple[int, ...]
     binds: str
+    dtype: str = "float32"
+    actor_shape: tuple[int, ...] | None = None
 
     @property
     def size(self) -> int:
         return self.shape[-1]
+
+    @property
+    def elements(self) -> int:
+        return int(np.prod(self.shape))
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +57,8 @@ class ActorSignature:
 
     inputs: tuple[ActorPort, ...]
     outputs: tuple[ActorPort, ...]
+    dropped: tuple[str, ...] = ()  # actor outputs nothing reads (e.g. SB3's values, log_prob)
+    actions_position: int | None = None  # the program picks the action output by position
 
     @classmethod
     def feedforward(
@@ -61,32 +76,60 @@ class ActorSignature:
             (ActorPort(output_name, (batch, n_actions), ACTIONS),),
         )
 
-    def _bound(self, ports: tuple[ActorPort, ...], value: str) -> ActorPort:
-        return next(p for p in ports if p.binds == value)
-
     @property
-    def obs(self) -> ActorPort:
-        return self._bound(self.inputs, OBS)
+    def obs(self) -> ActorPort | None:
+        """The input fed the whole observation, if one is."""
+        return next((p for p in self.inputs if p.binds == OBS), None)
 
     @property
     def actions(self) -> ActorPort:
-        return self._bound(self.outputs, ACTIONS)
+        return next(p for p in self.outputs if p.binds == ACTIONS)
+
+    @property
+    def state(self) -> tuple[tuple[ActorPort, ActorPort], ...]:
+        """``(input, output)`` pairs that carry a memory from one policy step to the next."""
+        outs = {p.binds: p for p in self.outputs if is_memory(p.binds)}
+        return tuple((p, outs[p.binds]) for p in self.inputs if p.binds in outs)
+
+    @property
+    def is_recurrent(self) -> bool:
+        return bool(self.state)
 
     @property
     def n_obs(self) -> int:
-        return self.obs.size
+        """Observation values the actor takes (the whole obs, or the terms bound to it)."""
+        return sum(p.size for p in self.inputs if p.binds == OBS or is_actor_input(p.binds))
 
     @property
     def n_actions(self) -> int:
         return self.actions.size
 
-    def feeds(self, env: Mapping[str, V]) -> dict[str, V]:
-        """The actor's inputs by its own names, taken from the tick's values."""
-        return {p.name: env[p.binds] for p in self.inputs}
+    def feeds(
+        self, env: Mapping[str, V], reshape: Callable[[V, tuple[int, ...]], V] | None = None
+    ) -> dict[str, V]:
+        """The actor's inputs by its own names, taken from the tick's values.
 
-    def results(self, outputs: Mapping[str, V]) -> dict[str, V]:
+        ``reshape(value, shape)`` brings a value to the actor's own shape where it differs.
+        """
+        feeds = {}
+        for p in self.inputs:
+            value = env[p.binds]
+            if p.actor_shape is not None and reshape is not None:
+                value = reshape(value, p.actor_shape)
+            feeds[p.name] = value
+        return feeds
+
+    def results(
+        self, outputs: Mapping[str, V], reshape: Callable[[V, tuple[int, ...]], V] | None = None
+    ) -> dict[str, V]:
         """The actor's outputs (by its own names) as tick values (``actions``, memory)."""
-        return {p.binds: outputs[p.name] for p in self.outputs}
+        values = {}
+        for p in self.outputs:
+            value = outputs[p.name]
+            if p.actor_shape is not None and reshape is not None:
+                value = reshape(value, p.shape)
+            values[p.binds] = value
+        return values
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -123,44 +166,160 @@ class Actor:
         return self.signature.n_actions
 
 
-def onnx_signature(model: onnx.ModelProto, source: str) -> ActorSignature:
-    """The signature of an ONNX actor graph: one float input ``[1, n_obs]``, one output.
+def describe_binding(binds: str) -> str:
+    """What a tick value is, for messages: 'the observation', 'memory h', 'input x', ..."""
+    if binds == OBS:
+        return "the observation"
+    if binds == ACTIONS:
+        return "the actions"
+    if is_memory(binds):
+        return f"memory {memory_name(binds)!r}"
+    if is_actor_input(binds):
+        return "observation terms"
+    return f"input {binds!r}"
 
-    Initializers listed as graph inputs (older exporters do that) are weights, not inputs.
-    """
-    initializers = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in initializers]
-    outputs = list(model.graph.output)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ActorError(
-            f"actor {source} has {len(inputs)} inputs {[i.name for i in inputs]} and "
-            f"{len(outputs)} outputs {[o.name for o in outputs]}; expected one input "
-            "[1, n_obs] and one output [1, n_actions]: exploy-dsl does not carry recurrent "
-            "(h_in/c_in) or multi-input actors yet, nor drop extra outputs. Fix: export the "
-            "feed-forward policy network alone (obs -> actions)."
-        )
-    n_obs = _last_dim(inputs[0], source, "input")
-    n_actions = _last_dim(outputs[0], source, "output")
-    return ActorSignature.feedforward(
-        n_obs, n_actions, input_name=inputs[0].name, output_name=outputs[0].name
+
+def default_names(signature: ActorSignature) -> ActorSignature:
+    """Names for ports not named yet: the observation input ``obs``, the action output
+    ``actions`` (what a torch module is exported with)."""
+
+    def named(port: ActorPort, default: str) -> ActorPort:
+        return port if port.name else dataclasses.replace(port, name=default)
+
+    return dataclasses.replace(
+        signature,
+        inputs=tuple(named(p, OBS) for p in signature.inputs),
+        outputs=tuple(named(p, ACTIONS) for p in signature.outputs),
     )
 
 
-def _last_dim(value: onnx.ValueInfoProto, source: str, what: str) -> int:
-    dims = list(value.type.tensor_type.shape.dim)
-    elem = value.type.tensor_type.elem_type
-    if elem != onnx.TensorProto.FLOAT:
+_DTYPE_NAMES: dict[int, str] = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT32: "int32",
+    onnx.TensorProto.BOOL: "bool",
+}
+
+
+def _wire(value: onnx.ValueInfoProto) -> tuple[list[int | str], str]:
+    tensor = value.type.tensor_type
+    dims: list[int | str] = [
+        int(d.dim_value) if d.HasField("dim_value") else (d.dim_param or "?")
+        for d in tensor.shape.dim
+    ]
+    elem = int(tensor.elem_type)
+    dtype = _DTYPE_NAMES.get(elem) or onnx.TensorProto.DataType.Name(elem)
+    return dims, dtype
+
+
+def bind_signature(expected: ActorSignature, model: onnx.ModelProto, source: str) -> ActorSignature:
+    """Match an ONNX actor's inputs and outputs to what the program binds them to.
+
+    Named ports are found by name; the one unnamed input (the observation) and the one
+    unnamed output (the actions) take what is left, or a position for ``actions``. Every
+    actor input must be bound; outputs nothing reads are dropped (and listed). Observation
+    and action sizes are the actor's (``check_actor_sizes`` compares them with the program);
+    state and port inputs must match exactly, or in element count (then reshaped).
+    """
+    initializers = {init.name for init in model.graph.initializer}
+    graph_inputs = [v for v in model.graph.input if v.name not in initializers]
+    graph_outputs = list(model.graph.output)
+    in_names = [v.name for v in graph_inputs]
+    out_names = [v.name for v in graph_outputs]
+    named_in = {p.name for p in expected.inputs if p.name}
+    named_out = {p.name for p in expected.outputs if p.name}
+    if expected.is_recurrent or len(expected.inputs) > 1 or len(graph_inputs) > 1:
+        where = f"actor {source} (inputs {in_names}, outputs {out_names})"
+    else:
+        where = f"actor {source}"
+
+    def pick(
+        ports: list[onnx.ValueInfoProto],
+        want: ActorPort,
+        named: set[str],
+        kind: str,
+        actions: str | int | None = None,
+    ) -> onnx.ValueInfoProto:
+        names = [v.name for v in ports]
+        if want.name and actions is None:
+            if want.name not in names:
+                raise ActorError(
+                    f"{where} has no {kind} {want.name!r}, which the program binds to "
+                    f"{describe_binding(want.binds)}. Fix: use the actor's own {kind} names in "
+                    "program.actor(...)."
+                )
+            return ports[names.index(want.name)]
+        if isinstance(actions, int):
+            if actions >= len(ports):
+                raise ActorError(
+                    f"{where}: program.actor(actions={actions}) picks output {actions}, but the "
+                    f"actor has {len(ports)} outputs {names}."
+                )
+            return ports[actions]
+        rest = [v for v in ports if v.name not in named]
+        if len(rest) != 1:
+            fix = (
+                "Fix: say which output is the action vector: program.actor(actions=NAME or "
+                "POSITION); the other outputs are dropped."
+                if kind == "output"
+                else "Fix: bind each input with program.actor(inputs={...}, state=[...]), or "
+                "export the feed-forward policy alone (obs -> actions)."
+            )
+            raise ActorError(
+                f"{where} has {len(ports)} {kind}s {names}; the program binds "
+                f"{describe_binding(want.binds)} to one of {[v.name for v in rest]} and cannot "
+                f"tell which. {fix}"
+            )
+        return rest[0]
+
+    def port(value: onnx.ValueInfoProto, want: ActorPort, kind: str) -> ActorPort:
+        dims, dtype = _wire(value)
+        if dtype != want.dtype:
+            raise ActorError(
+                f"{where} {kind} {value.name!r} is {dtype}; the program binds it to "
+                f"{describe_binding(want.binds)}, which is {want.dtype}. Fix: export the actor "
+                f"with a {want.dtype} {kind}, or bind a {dtype} value."
+            )
+        sized = want.binds in (OBS, ACTIONS) or is_actor_input(want.binds)
+        if sized:
+            # Observation and action sizes are the actor's; check_actor_sizes compares them.
+            if len(dims) != 2 or not isinstance(dims[1], int):
+                raise ActorError(
+                    f"{where} {kind} {value.name!r} has shape {dims}; expected [batch, n] with a "
+                    "static n. Fix: export with a fixed feature size."
+                )
+            return ActorPort(value.name, (want.shape[0], dims[1]), want.binds, want.dtype)
+        concrete = [
+            d if isinstance(d, int) else (want.shape[i] if i < len(want.shape) else -1)
+            for i, d in enumerate(dims)
+        ]
+        if tuple(concrete) == want.shape:
+            return ActorPort(value.name, want.shape, want.binds, want.dtype)
+        if all(d > 0 for d in concrete) and int(np.prod(concrete)) == want.elements:
+            return ActorPort(value.name, want.shape, want.binds, want.dtype, tuple(concrete))
         raise ActorError(
-            f"actor {source} {what} {value.name!r} has element type "
-            f"{onnx.TensorProto.DataType.Name(elem)}; expected float32."
+            f"{where} {kind} {value.name!r} has shape {dims}, but the program binds it to "
+            f"{describe_binding(want.binds)} of shape {list(want.shape)}. Fix: declare "
+            f"{describe_binding(want.binds)} with the actor's shape (a recurrent state "
+            "[layers, 1, hidden] is program.memory(name, (layers, hidden), batch_axis=1))."
         )
-    if len(dims) != 2 or not dims[1].HasField("dim_value"):
-        shown = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+
+    inputs = tuple(
+        port(pick(graph_inputs, want, named_in, "input"), want, "input") for want in expected.inputs
+    )
+    unbound = [n for n in in_names if n not in {p.name for p in inputs}]
+    if unbound:
         raise ActorError(
-            f"actor {source} {what} {value.name!r} has shape {shown}; expected [batch, n] with a "
-            "static n. Fix: export with a fixed feature size."
+            f"{where}: input(s) {', '.join(map(repr, unbound))} are bound to nothing. Fix: bind "
+            "them with program.actor(inputs={name: terms or a port}) or program.actor(state=...)."
         )
-    return int(dims[1].dim_value)
+    outputs = []
+    for want in expected.outputs:
+        actions = expected.actions_position if want.binds == ACTIONS else None
+        outputs.append(
+            port(pick(graph_outputs, want, named_out, "output", actions), want, "output")
+        )
+    used = {p.name for p in outputs}
+    return ActorSignature(inputs, tuple(outputs), tuple(n for n in out_names if n not in used))
 
 
 def is_torch_module(obj: object) -> bool:
@@ -169,3 +328,41 @@ def is_torch_module(obj: object) -> bool:
         c.__module__.startswith("torch") and c.__name__ in ("Module", "ScriptModule")
         for c in type(obj).__mro__
     )
+
+
+# What an actor input may be bound to in ``Program.actor(inputs=...)``: the whole observation
+# (OBS), observation terms by name (gathered from ``obs`` in that order), or a port read as is.
+Binding = str | tuple[str, ...] | Port
+
+
+@dataclass(frozen=True, slots=True)
+class ActorState:
+    """A memory the actor reads through input ``input_name`` and writes through ``output_name``."""
+
+    memory: Memory
+    input_name: str
+    output_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ActorDeclaration:
+    """How the program calls its actor (``Program.actor``): inputs, recurrent state, actions.
+
+    ``inputs`` is None for the default: one input, fed the whole observation.
+    ``actions`` names the actor output that is the action vector (a name, a position, or None
+    for the one output that is not state).
+    """
+
+    inputs: tuple[tuple[str, Binding], ...] | None = None
+    state: tuple[ActorState, ...] = ()
+    actions: str | int | None = None
+
+
+def state_names(memory: Memory) -> tuple[str, str]:
+    """The actor input/output names a state memory binds by default: ``h`` -> ``h_in``/``h_out``.
+
+    Isaac Lab's and rsl_rl's recurrent exports name them so (``h_in``, ``c_in`` -> ``h_out``,
+    ``c_out``).
+    """
+    last = memory.name.rsplit(".", 1)[-1]
+    return f"{last}_in", f"{last}_out"

@@ -91,12 +91,13 @@ class Port:
     dtype: DType = "float32"
     metadata: dict[str, Any] | None = None
     batch: int = 1
+    batch_axis: int = 0
     kind: ClassVar[str] = "port"
 
     @property
     def file_shape(self) -> tuple[int, ...]:
-        """The shape in the ONNX file: the batch dimension first."""
-        return (self.batch, *self.shape)
+        """The shape in the ONNX file: the batch dimension at ``batch_axis`` (first by default)."""
+        return with_batch(self.shape, self.batch, self.batch_axis)
 
     @property
     def np_dtype(self) -> np.dtype[Any]:
@@ -157,12 +158,32 @@ class Memory(Port):
         return memory_key(self.name)
 
 
+def with_batch(shape: tuple[int, ...], batch: int, axis: int = 0) -> tuple[int, ...]:
+    """A per-sample shape with the batch dimension inserted at ``axis``."""
+    return (*shape[:axis], batch, *shape[axis:])
+
+
+def normalize_batch_axis(axis: object, shape: tuple[int, ...], what: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, int) or not 0 <= axis <= len(shape):
+        raise DeclarationError(
+            f"{what} batch_axis must be an int from 0 to {len(shape)} (where the batch dimension "
+            f"goes in the file shape), got {axis!r}. Fix: e.g. batch_axis=1 for a recurrent "
+            "state [layers, batch, hidden] declared with shape (layers, hidden)."
+        )
+    return axis
+
+
 def normalize_init(
-    init: object, shape: tuple[int, ...], batch: int, dtype: DType, what: str
+    init: object,
+    shape: tuple[int, ...],
+    batch: int,
+    dtype: DType,
+    what: str,
+    batch_axis: int = 0,
 ) -> np.ndarray:
     """Turn a memory's initial value into a read-only array of exactly the file shape."""
     np_dtype = DTYPES[dtype]
-    file_shape = (batch, *shape)
+    file_shape = with_batch(shape, batch, batch_axis)
     if init is None:
         value = np.zeros(file_shape, np_dtype)
     else:
@@ -188,6 +209,8 @@ def normalize_init(
                 f"(or {list(file_shape)} with the batch dimension, or a single number). "
                 f"Fix: give an initial value with {int(np.prod(shape))} elements in that shape."
             )
+        if raw.shape == shape:
+            raw = np.expand_dims(raw, batch_axis)  # one sample's value: the batch axis goes in
         value = np.broadcast_to(raw, file_shape).astype(np_dtype)
         if dtype == "float32" and not np.all(np.isfinite(value)):
             raise DeclarationError(

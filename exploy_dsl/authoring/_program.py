@@ -5,11 +5,12 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from exploy_dsl._errors import DeclarationError
+from exploy_dsl.authoring._actor import ActorDeclaration, ActorState, Binding, state_names
 from exploy_dsl.authoring._names import (
     ENV_METADATA_KEYS,
     RESERVED_METADATA_KEYS,
@@ -22,12 +23,14 @@ from exploy_dsl.authoring._ports import (
     Memory,
     Output,
     Port,
+    normalize_batch_axis,
     normalize_dtype,
     normalize_init,
     normalize_metadata,
     normalize_shape,
 )
 from exploy_dsl.authoring._robot import RobotVocabulary
+from exploy_dsl.contract._wires import OBS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -149,6 +152,7 @@ class Program(RobotVocabulary):
         self._ports: dict[str, Port] = {}
         self._groups: dict[str, Group] = {}
         self._stages: dict[str, Stage] = {}
+        self._actor = ActorDeclaration()
         self._sealed = False
 
     def sealed(self) -> Program:
@@ -164,6 +168,7 @@ class Program(RobotVocabulary):
         copy._ports = dict(self._ports)
         copy._groups = {n: Group(g.name, g.metadata, copy) for n, g in self._groups.items()}
         copy._stages = dict(self._stages)
+        copy._actor = self._actor
         copy._sealed = True
         return copy
 
@@ -218,22 +223,28 @@ class Program(RobotVocabulary):
         dtype: DType | Any = "float32",
         init: Any = None,
         metadata: dict[str, Any] | None = None,
+        *,
+        batch_axis: int = 0,
     ) -> Memory:
         """Declare state kept between calls: wires ``memory.<name>.in``/``.out``.
 
         ``init`` is the value after every reset (default zeros); it is stored in the file.
+        ``batch_axis`` places the batch dimension in the file shape: a recurrent actor's state
+        ``[layers, 1, hidden]`` is ``memory("h", (layers, hidden), batch_axis=1)``.
         """
         what = f"memory {name!r}"
         self._check_new(name, what)
         shape_t = normalize_shape(shape, what)
         dtype_n = normalize_dtype(dtype, what)
+        axis = normalize_batch_axis(batch_axis, shape_t, what)
         port = Memory(
             name,
             shape_t,
             dtype_n,
             normalize_metadata(metadata, what),
             self.batch,
-            init=normalize_init(init, shape_t, self.batch, dtype_n, what),
+            axis,
+            init=normalize_init(init, shape_t, self.batch, dtype_n, what, axis),
         )
         self._ports[name] = port
         return port
@@ -289,6 +300,43 @@ class Program(RobotVocabulary):
         """Decorate ``fn(v) -> {output_or_memory: value}``, run at every tick."""
         self._register(Stage("apply_actions", _check_stage_fn(fn, 1, "apply_actions")))
         return fn
+
+    # -- the actor ----------------------------------------------------------------------------
+
+    def actor(
+        self,
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        state: Sequence[Memory] | Mapping[Memory, tuple[str, str]] | None = None,
+        actions: str | int | None = None,
+    ) -> None:
+        """Say how the actor is called: which values feed its inputs, its recurrent state.
+
+        Without a call, the actor takes the whole observation and returns the actions.
+
+        - ``inputs``: actor input name -> ``"obs"`` (the whole observation), observation term
+          names (``["ref_pos", "ref_vel"]``, gathered from ``obs`` in that order), or a port
+          (an input or memory, read as it is). Every actor input must be bound.
+        - ``state``: memories the actor reads and writes (an LSTM's h and c). For a torch
+          module ``forward(obs, h, c) -> (actions, h, c)`` list them in forward's order; an
+          ONNX actor binds memory ``h`` to its input ``h_in`` and output ``h_out`` unless a
+          mapping ``{memory: ("h_in", "h_out")}`` says otherwise. The memory's declared
+          shape and initial value (zeros by default) are those of the state after a reset;
+          the state is written on policy steps only.
+        - ``actions``: the actor output that is the action vector, by name or position, when
+          the actor has other outputs (SB3's values and log_prob are then dropped).
+        """
+        what = f"program {self.name!r} actor"
+        self._check_open(what)
+        self._actor = ActorDeclaration(
+            _actor_inputs(self, inputs, what),
+            _actor_state(self, state, what),
+            _actor_actions(actions, what),
+        )
+
+    @property
+    def actor_declaration(self) -> ActorDeclaration:
+        return self._actor
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -428,3 +476,90 @@ def _check_clip(clip: object, what: str) -> tuple[float, float] | None:
             "Fix: e.g. clip=(-100.0, 100.0)."
         )
     return (float(clip[0]), float(clip[1]))
+
+
+def _actor_inputs(
+    program: Program, inputs: Mapping[str, Any] | None, what: str
+) -> tuple[tuple[str, Binding], ...] | None:
+    if inputs is None:
+        return None
+    if not isinstance(inputs, Mapping) or not inputs:
+        raise DeclarationError(
+            f"{what}: inputs must be a non-empty dict of actor input name -> binding, got "
+            f"{inputs!r}. Fix: e.g. inputs={{'obs': 'obs', 'ref_obs': ['ref_pos', 'ref_vel']}}."
+        )
+    bound: list[tuple[str, Binding]] = []
+    for name, value in inputs.items():
+        if not isinstance(name, str) or not name:
+            raise DeclarationError(f"{what}: actor input name {name!r} must be a str.")
+        if isinstance(value, Port):
+            if program.port(value.name) is not value or isinstance(value, Output):
+                raise DeclarationError(
+                    f"{what}: input {name!r} is bound to {value!r}, which is not an input or "
+                    f"memory of program {program.name!r}. Fix: bind a port this program declared."
+                )
+            bound.append((name, value))
+        elif isinstance(value, str):
+            bound.append((name, value if value == OBS else (value,)))
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+            bound.append((name, tuple(value)))
+        else:
+            raise DeclarationError(
+                f"{what}: input {name!r} is bound to {value!r}; expected 'obs', a list of "
+                "observation term names, or a declared input/memory port."
+            )
+    return tuple(bound)
+
+
+def _actor_state(
+    program: Program,
+    state: Sequence[Memory] | Mapping[Memory, tuple[str, str]] | None,
+    what: str,
+) -> tuple[ActorState, ...]:
+    if state is None:
+        return ()
+    items: list[tuple[Any, Any]]
+    if isinstance(state, Mapping):
+        items = list(state.items())
+    elif isinstance(state, (list, tuple)):
+        items = [(m, None) for m in state]
+    else:
+        raise DeclarationError(
+            f"{what}: state must be a list of memories (or a dict memory -> (input, output) "
+            f"names), got {type(state).__name__}. Fix: e.g. state=[h, c]."
+        )
+    found: list[ActorState] = []
+    for memory, names in items:
+        if not isinstance(memory, Memory) or program.port(memory.name) is not memory:
+            raise DeclarationError(
+                f"{what}: state {memory!r} is not a memory of program {program.name!r}. "
+                "Fix: declare it with program.memory(name, shape, batch_axis=...) and pass it."
+            )
+        if memory.dtype != "float32":
+            raise DeclarationError(f"{what}: state memory {memory.name!r} must be float32.")
+        if names is None:
+            names = state_names(memory)
+        if (
+            not isinstance(names, tuple)
+            or len(names) != 2
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise DeclarationError(
+                f"{what}: state memory {memory.name!r} maps to {names!r}; expected the actor's "
+                "(input name, output name), e.g. ('h_in', 'h_out')."
+            )
+        if any(s.memory is memory for s in found):
+            raise DeclarationError(f"{what}: state memory {memory.name!r} is listed twice.")
+        found.append(ActorState(memory, names[0], names[1]))
+    return tuple(found)
+
+
+def _actor_actions(actions: object, what: str) -> str | int | None:
+    if actions is None or (isinstance(actions, str) and actions):
+        return actions
+    if isinstance(actions, int) and not isinstance(actions, bool) and actions >= 0:
+        return actions
+    raise DeclarationError(
+        f"{what}: actions must be the name or position (int >= 0) of the actor output that is "
+        f"the action vector, got {actions!r}."
+    )

@@ -14,14 +14,14 @@ import spox.opset.ai.onnx.v20 as op
 from spox import Tensor, Var, argument
 
 from exploy_dsl._errors import ExployDslError, StageError
-from exploy_dsl.authoring._actor import ActorSignature
+from exploy_dsl.authoring._actor import ActorPort, ActorSignature
 from exploy_dsl.authoring._operators import constant_like, operators
 from exploy_dsl.authoring._ports import Input, Memory, Output, Port
 from exploy_dsl.authoring._program import Program, Stage
 from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
 from exploy_dsl.contract._tick import USER_STAGES, spec
-from exploy_dsl.contract._wires import ACTIONS, OBS, memory_key, stage_output
+from exploy_dsl.contract._wires import ACTIONS, OBS, actor_input, memory_key, stage_output
 
 _TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -89,6 +89,7 @@ class TracedProgram:
     obs_clip: tuple[float, float] | None
     n_obs: int
     n_actions: int
+    actor_signature: ActorSignature  # the actor the program calls (see Program.actor)
 
     @property
     def stages(self) -> tuple[StageGraph, ...]:
@@ -97,11 +98,6 @@ class TracedProgram:
 
     def stage(self, kind: str) -> StageGraph:
         return self.graphs[kind]
-
-    @property
-    def actor_signature(self) -> ActorSignature:
-        """The actor this program calls: obs in, the actions process_actions consumes out."""
-        return ActorSignature.feedforward(self.n_obs, self.n_actions, batch=self.program.batch)
 
     @property
     def output_wires(self) -> tuple[str, ...]:
@@ -159,8 +155,19 @@ def trace(program: Program) -> TracedProgram:
             f"{', '.join(map(repr, unwritten))}; every output needs a value at every tick. "
             "Fix: return a value for each of them from apply_actions."
         )
+    for state in program.actor_declaration.state:
+        writers = [g.label for g in graphs.values() if state.memory.key in g.writes]
+        if writers:
+            raise StageError(
+                f"memory {state.memory.name!r} is the actor's recurrent state (program.actor("
+                f"state=...)) but {', '.join(writers)} also writes it; the actor alone writes "
+                "its state. Fix: keep the state out of the stages, or use another memory."
+            )
     ordered: dict[str, StageGraph] = {s.kind: graphs[s.kind] for s in USER_STAGES}
-    return TracedProgram(program, ordered, terms, stages["observations"].clip, n_obs, n_actions)
+    signature = _expected_signature(program, terms, n_obs, n_actions)
+    return TracedProgram(
+        program, ordered, terms, stages["observations"].clip, n_obs, n_actions, signature
+    )
 
 
 def _call(stage: Stage, values: Values, *extra: Var) -> Any:
@@ -245,8 +252,75 @@ def _trace_observations(
         if stage.clip is not None:
             lo, hi = stage.clip
             obs = op.clip(obs, op.const(np.float32(lo)), op.const(np.float32(hi)))
-    graph = _build(stage, values.arguments, {OBS: obs})
+        outputs = {OBS: obs}
+        outputs.update(_gathered_actor_inputs(program, obs, terms, stage))
+    graph = _build(stage, values.arguments, outputs)
     return graph, tuple(terms), start
+
+
+def _gathered_actor_inputs(
+    program: Program, obs: Var, terms: list[ObsTerm], stage: Stage
+) -> dict[str, Var]:
+    """For each actor input bound to observation terms: those terms' slices of ``obs``."""
+    inputs = program.actor_declaration.inputs or ()
+    by_name = {t.name: t for t in terms}
+    gathered: dict[str, Var] = {}
+    for name, binding in inputs:
+        if not isinstance(binding, tuple):
+            continue
+        unknown = [t for t in binding if t not in by_name]
+        if unknown:
+            raise StageError(
+                f"program.actor(inputs=...) binds actor input {name!r} to observation term(s) "
+                f"{', '.join(map(repr, unknown))}, which {stage.label} ({stage.location}) does not "
+                f"return; its terms are {', '.join(by_name)}. Fix: name terms it returns."
+            )
+        parts = [
+            op.slice(
+                obs,
+                op.const(np.array([by_name[t].start], np.int64)),
+                op.const(np.array([by_name[t].start + by_name[t].size], np.int64)),
+                op.const(np.array([-1], np.int64)),
+            )
+            for t in binding
+        ]
+        gathered[actor_input(name)] = op.concat(parts, axis=-1) if len(parts) > 1 else parts[0]
+    return gathered
+
+
+def _expected_signature(
+    program: Program, terms: tuple[ObsTerm, ...], n_obs: int, n_actions: int
+) -> ActorSignature:
+    """The actor the program calls, as its declaration says (names not yet known are '')."""
+    declaration = program.actor_declaration
+    batch = program.batch
+    by_name = {t.name: t for t in terms}
+    if declaration.inputs is None:
+        inputs = [ActorPort("", (batch, n_obs), OBS)]
+    else:
+        inputs = []
+        for name, binding in declaration.inputs:
+            if isinstance(binding, Port):
+                key = binding.key if isinstance(binding, Memory) else binding.name
+                inputs.append(ActorPort(name, binding.file_shape, key, binding.dtype))
+            elif binding == OBS:
+                inputs.append(ActorPort(name, (batch, n_obs), OBS))
+            else:
+                size = sum(by_name[t].size for t in binding)
+                inputs.append(ActorPort(name, (batch, size), actor_input(name)))
+    outputs = [
+        ActorPort(
+            declaration.actions if isinstance(declaration.actions, str) else "",
+            (batch, n_actions),
+            ACTIONS,
+        )
+    ]
+    for state in declaration.state:
+        memory = state.memory
+        inputs.append(ActorPort(state.input_name, memory.file_shape, memory.key))
+        outputs.append(ActorPort(state.output_name, memory.file_shape, memory.key))
+    position = declaration.actions if isinstance(declaration.actions, int) else None
+    return ActorSignature(tuple(inputs), tuple(outputs), actions_position=position)
 
 
 def _as_term(item: object, stage: Stage) -> Term:

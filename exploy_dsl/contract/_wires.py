@@ -65,6 +65,18 @@ def out_to_in(wire: str) -> str:
     return memory_in(memory_name(wire))
 
 
+ACTOR_INPUT = "actor_input:"  # never a port name: ports are [A-Za-z0-9_] segments and dots
+
+
+def actor_input(name: str) -> str:
+    """The tick value the observations stage gathers for actor input ``name`` (terms)."""
+    return ACTOR_INPUT + name
+
+
+def is_actor_input(key: str) -> bool:
+    return key.startswith(ACTOR_INPUT)
+
+
 def stage_output(write: str) -> str:
     """A stage graph's output name for a write: memory writes get ``.out``, never a read's name."""
     return memory_out(memory_name(write)) if is_memory(write) else write

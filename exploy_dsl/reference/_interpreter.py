@@ -14,8 +14,9 @@ from exploy_dsl.authoring._actor import (
     Actor,
     ActorPort,
     ActorSignature,
+    bind_signature,
+    default_names,
     is_torch_module,
-    onnx_signature,
 )
 from exploy_dsl.authoring._program import Program
 from exploy_dsl.authoring._trace import StageGraph, TracedProgram, trace
@@ -36,12 +37,13 @@ def reference_actor(actor: object, expected: ActorSignature) -> tuple[ActorFn, A
     with the actor's inputs in signature order, returning its outputs in order). The signature
     has the actor's own names and the shapes the program expects (``expected``).
     """
-    own = expected
     if isinstance(actor, Actor):
         own = actor.signature
         actor = actor.reference
     elif isinstance(actor, onnx.ModelProto):
-        own = onnx_signature(actor, "given to the reference interpreter")
+        own = bind_signature(expected, actor, "given to the reference interpreter")
+    else:
+        own = default_names(expected)
     signature = _bind(own, expected)
     if isinstance(actor, onnx.ModelProto):
         return _onnx_actor(actor, signature), signature
@@ -70,7 +72,7 @@ def _bind(own: ActorSignature, expected: ActorSignature) -> ActorSignature:
                     f"actor's takes or gives {got}. Fix: pass the actor the program was "
                     "compiled with."
                 )
-            bound.append(ActorPort(have.name, want.shape, want.binds))
+            bound.append(ActorPort(have.name, want.shape, want.binds, want.dtype, have.actor_shape))
         return tuple(bound)
 
     return ActorSignature(ports(own.inputs, expected.inputs), ports(own.outputs, expected.outputs))
@@ -127,6 +129,10 @@ def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
     return run
 
 
+def _reshape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return value.reshape(shape)
+
+
 def _frozen(value: np.ndarray) -> np.ndarray:
     value.setflags(write=False)
     return value
@@ -146,9 +152,11 @@ class _NumpyTick:
     def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if kind != "actor":
             return self._stages[kind].run(env)
-        outputs = self._actor(self._signature.feeds(env))
+        outputs = self._actor(self._signature.feeds(env, _reshape))
         for port in self._signature.outputs:
             value = outputs.get(port.name)
+            if value is not None and port.actor_shape is not None:
+                value = outputs[port.name] = value.reshape(port.shape)
             if value is None or value.shape != port.shape:
                 got = "nothing" if value is None else f"shape {list(value.shape)}"
                 raise ActorError(

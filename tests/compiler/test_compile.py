@@ -398,8 +398,9 @@ def test_an_actor_with_two_inputs_is_refused() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=10)
     with pytest.raises(
         ActorError,
-        match=r"has 2 inputs \[.*\] and 1 outputs \[.*\]; expected one input.*does not carry "
-        r"recurrent",
+        match=r"actor ModelProto \(inputs \['a', 'b'\], outputs \['y'\]\) has 2 inputs "
+        r"\['a', 'b'\]; the program binds the observation to one of \['a', 'b'\] and cannot tell "
+        r"which\. Fix: bind each input with program\.actor",
     ):
         load_actor(model, n_obs=10)
 

@@ -163,7 +163,8 @@ def test_a_wrong_actor_is_an_actor_error() -> None:
     two_outputs.graph.output.append(onnx.helper.make_tensor_value_info("h", 1, [1, 16]))
     with pytest.raises(
         ActorError,
-        match=r"has 1 inputs \['obs'\] and 2 outputs \['actions', 'h'\]; expected one input",
+        match=r"has 2 outputs \['actions', 'h'\]; the program binds the actions to one of "
+        r"\['actions', 'h'\] and cannot tell which\. Fix: say which output is the action",
     ):
         ReferenceInterpreter(hold_program(), two_outputs)
 
