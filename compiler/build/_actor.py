@@ -8,6 +8,7 @@ import dataclasses
 import io
 import logging
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -17,16 +18,20 @@ import onnx.checker
 import onnx.shape_inference
 import onnx.version_converter
 
+from compiler.build._torch_state import Lifted, find_internal_state
+from compiler.build._torch_state import module_name as _module_name
 from exploy_dsl import ActorError, TracedProgram
 from exploy_dsl.authoring._actor import (
     EXPORTERS,
     Actor,
-    Exporter,
-    is_torch_module,
+    ActorPort,
     ActorSignature,
+    Exporter,
     bind_signature,
     default_names,
+    is_torch_module,
 )
+from exploy_dsl.authoring._ports import Memory, normalize_init
 from exploy_dsl.contract._graphs import default_opset
 
 
@@ -72,12 +77,14 @@ def prepare_actor(
     opset: int,
     exporter: Exporter = "dynamo",
     stage_opset: int = 20,
-) -> Actor:
-    """The actor as compile stitches it and check runs it: loaded, size-checked, at the opset.
+) -> tuple[TracedProgram, Actor]:
+    """The program and the actor as compile stitches them and check runs them.
 
     A torch module is exported at ``opset`` (what the file is labelled with, at most the
     stages' opset) with ``exporter``; then the actor's sizes are checked against the program
-    and the graph is converted to ``stage_opset``, the opset the stages are built with.
+    and the graph is converted to ``stage_opset``, the opset the stages are built with. State
+    found inside a torch module becomes program memory (the returned program has it), and its
+    export is compared with the module over steps with resets before anything uses it.
     """
     loaded = load_actor(
         actor,
@@ -87,7 +94,26 @@ def prepare_actor(
         exporter=exporter,
     )
     check_actor_sizes(traced, loaded)
-    return at_opset(loaded, stage_opset)
+    loaded = at_opset(loaded, stage_opset)
+    if loaded.lifted:
+        _verify_lifted(loaded)
+    return with_actor_state(traced, loaded), loaded
+
+
+def _verify_lifted(actor: Actor) -> None:
+    """A lifted state's export must step like the module it came from, or nothing is built."""
+    from compiler.check._actor_check import check_actor
+    from compiler.check._compare import Tolerance
+
+    report = check_actor(actor, Tolerance(1e-5, 1e-5), samples=48)
+    if not report.ok:
+        worst = report.errors
+        detail = f" (max abs {worst.max_abs:.3g} on {worst.name})" if worst is not None else ""
+        raise ActorError(
+            f"the state found inside {actor.source} was lifted into memory, but the exported "
+            f"graph does not step like the module{detail}. Fix: export the policy with its state "
+            "as explicit inputs and outputs, or pass the ONNX file your exporter writes."
+        )
 
 
 def check_actor_sizes(traced: TracedProgram, actor: Actor) -> None:
@@ -162,7 +188,18 @@ def from_torch(
         torch.zeros(p.shape, dtype=getattr(torch, "bool" if p.dtype == "bool" else p.dtype))
         for p in signature.inputs
     )
-    _refuse_internal_state(module, torch, examples, signature)
+    lifted = find_internal_state(module, torch, examples)
+    if lifted is not None:
+        if signature.is_recurrent:
+            raise ActorError(
+                f"torch actor {_module_name(module)} keeps its state inside itself "
+                f"({', '.join(s.path for s in lifted.state)}) and program.actor(state=...) "
+                "declares state too. Fix: drop the declaration (the inside state becomes memory "
+                "by itself) or export a module with explicit state."
+            )
+        module, signature, memories = _lift(lifted, signature)
+        examples = (*examples, *(torch.zeros(m.file_shape) for m in memories))
+        exporter = "torchscript"  # a generated wrapper: the TorchScript exporter takes it
     called = ", ".join(f"{p.name}{list(p.shape)}" for p in signature.inputs)
     try:
         with torch.no_grad():
@@ -184,8 +221,10 @@ def from_torch(
     wanted = len(signature.outputs)
     if len(outs) != wanted or not all(isinstance(o, torch.Tensor) for o in outs):
         kinds = ", ".join(type(o).__name__ for o in outs)
-        expected = "one tensor [1, n_actions]" if wanted == 1 else (
-            f"{wanted} tensors (the actions, then each new state)"
+        expected = (
+            "one tensor [1, n_actions]"
+            if wanted == 1
+            else (f"{wanted} tensors (the actions, then each new state)")
         )
         raise ActorError(
             f"torch actor {_module_name(module)} returns ({kinds}); expected {expected}. Fix: "
@@ -206,8 +245,58 @@ def from_torch(
             "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
             ".onnx file."
         ) from None
-    actor = from_onnx(model, torch_source(_module_name(module), exporter), signature)
-    return dataclasses.replace(actor, exporter=exporter, module=module)
+    name = _module_name(lifted.module.inner if lifted is not None else module)
+    actor = from_onnx(model, torch_source(name, exporter), signature)
+    return dataclasses.replace(
+        actor, exporter=exporter, module=module, lifted=memories if lifted is not None else ()
+    )
+
+
+def _lift(
+    lifted: Lifted, signature: ActorSignature
+) -> tuple[Any, ActorSignature, tuple[Memory, ...]]:
+    """Program memory for each state tensor found inside the module, and the pure module."""
+    batch = signature.inputs[0].shape[0]
+    memories: list[Memory] = []
+    inputs, outputs = list(signature.inputs), list(signature.outputs)
+    for state in lifted.state:
+        leaf = re.sub(r"[^A-Za-z0-9_]+", "_", state.path.rsplit(".", 1)[-1]).strip("_") or "state"
+        axis = _batch_axis(state.shape, batch)
+        shape = state.shape[:axis] + state.shape[axis + 1 :]
+        memory = Memory(
+            f"actor.{leaf}",
+            shape,
+            "float32",
+            {"lifted_from": state.path, "found_as": lifted.how},
+            batch,
+            axis,
+            init=normalize_init(None, shape, batch, "float32", f"actor state {leaf!r}", axis),
+        )
+        memories.append(memory)
+        inputs.append(ActorPort(f"{leaf}_in", memory.file_shape, memory.key))
+        outputs.append(ActorPort(f"{leaf}_out", memory.file_shape, memory.key))
+    lifted_signature = dataclasses.replace(signature, inputs=tuple(inputs), outputs=tuple(outputs))
+    return lifted.module, lifted_signature, tuple(memories)
+
+
+def _batch_axis(shape: tuple[int, ...], batch: int) -> int:
+    """Where the batch sits in a state tensor: [layers, batch, hidden] for torch's RNNs."""
+    if len(shape) == 3 and shape[1] == batch:
+        return 1
+    if shape and shape[0] == batch:
+        return 0
+    raise ActorError(
+        f"a state tensor of shape {list(shape)} found inside the actor has no batch dimension of "
+        f"size {batch}. Fix: export the policy with its state as explicit inputs and outputs."
+    )
+
+
+def with_actor_state(traced: TracedProgram, actor: Actor) -> TracedProgram:
+    """The program as the file carries it: with the state lifted out of the actor as memory."""
+    if not actor.lifted:
+        return traced
+    program = traced.program.with_memories(actor.lifted)
+    return dataclasses.replace(traced, program=program, actor_signature=actor.signature)
 
 
 def _private_copy(module: Any, torch: Any) -> Any:
@@ -232,82 +321,6 @@ def _refuse_rsl_rl_model(module: Any) -> None:
             "obs, h_in, c_in -> actions, h_out, c_out; declare the state with "
             "program.actor(state=[h, c])) or model.as_jit()."
         )
-
-
-def _refuse_internal_state(
-    module: Any, torch: Any, examples: tuple[Any, ...], signature: ActorSignature
-) -> None:
-    """Refuse an actor that keeps state between calls: exporting it would freeze that state.
-
-    A TorchScript module whose forward() assigns to its own attributes (rsl_rl's ``as_jit``
-    and legged_gym's LSTM exporters keep ``hidden_state``/``cell_state`` that way), or any
-    module whose output for the same observation changes from one call to the next (an
-    eager module with ``reset(dones)``/``get_state()``), would be exported with the state it
-    held at export time as a constant: a file whose recurrence is frozen.
-    """
-    where = f"torch actor {_module_name(module)}"
-    fix = (
-        "Fix: exploy-dsl does not carry recurrent actors yet; until it does, use a "
-        "feed-forward policy (a recurrent one cannot be compiled correctly)."
-    )
-    if isinstance(module, torch.jit.ScriptModule):
-        mutated = _script_assignments(module, torch)
-        if mutated:
-            raise ActorError(
-                f"{where} is TorchScript whose forward() overwrites its attribute(s) "
-                f"{', '.join(map(repr, mutated))}: state kept between calls (a recurrent "
-                f"policy's hidden state?), which an ONNX export would freeze as a constant. {fix}"
-            )
-    probe = copy.deepcopy(module)
-    before = {name: b.clone() for name, b in probe.named_buffers()}
-    generator = torch.Generator().manual_seed(0)
-    inputs = tuple(
-        torch.randn(e.shape, generator=generator) if e.is_floating_point() else e
-        for e in examples
-    )
-    try:
-        with torch.no_grad():
-            first, second = probe(*inputs), probe(*inputs)
-    except Exception:  # noqa: BLE001 - reported with its size hint by the caller's own call
-        return
-    changed = [
-        name
-        for name, b in probe.named_buffers()
-        if name in before and not torch.equal(before[name], b)
-    ]
-    if changed:
-        raise ActorError(
-            f"{where}'s forward() changes its buffer(s) {', '.join(map(repr, changed))}: state "
-            "kept between calls (a recurrent policy's hidden state?), which an ONNX export would "
-            f"freeze as a constant. {fix}"
-        )
-    firsts = first if isinstance(first, (tuple, list)) else (first,)
-    seconds = second if isinstance(second, (tuple, list)) else (second,)
-    if any(
-        isinstance(a, torch.Tensor)
-        and isinstance(b, torch.Tensor)
-        and a.shape == b.shape
-        and not torch.equal(a, b)
-        for a, b in zip(firsts, seconds, strict=False)
-    ):
-        raise ActorError(
-            f"{where} returns different actions for the same observation on two calls in a "
-            "row: it keeps state between calls (a recurrent policy, or dropout/noise left "
-            f"on?), which an ONNX export would freeze. {fix}"
-        )
-
-
-def _module_name(module: Any) -> str:
-    """The class name the user wrote (a scripted module's type is RecursiveScriptModule)."""
-    return str(getattr(module, "original_name", None) or type(module).__name__)
-
-
-def _script_assignments(module: Any, torch: Any) -> list[str]:
-    """Attributes a TorchScript module's forward() assigns (``prim::SetAttr``), submodules in."""
-    graph = module.forward.graph.copy()
-    torch._C._jit_pass_inline(graph)
-    names = {node.s("name") for node in graph.findAllNodes("prim::SetAttr")}
-    return sorted(names)
 
 
 def torch_source(module_name: str, exporter: Exporter) -> str:
@@ -372,9 +385,7 @@ def _quiet_torch() -> Any:
         logger.setLevel(level)
 
 
-def _from_path(
-    path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter
-) -> Actor:
+def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter) -> Actor:
     if path.is_dir():
         raise ActorError(
             f"actor {str(path)!r} is a folder; expected an .onnx or .pt file. "

@@ -19,7 +19,7 @@ from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._stitch import stitch
 from compiler.build._targets import parse_target, resolve_versions
 from compiler.build._write import write_atomic
-from exploy_dsl import ActorError, CompileError, Program, TracedProgram, trace
+from exploy_dsl import CompileError, Program, TracedProgram, trace
 
 DEFAULT_OPSET = 20
 DEFAULT_IR_VERSION = 10
@@ -57,7 +57,7 @@ def compile_program(
             f"{type(model_source).__name__}. Fix: e.g. model_source={{'run': 'wandb/abc123'}}."
         )
     # Stages are written with exploy_dsl.op (ONNX opset 20); the actor joins them at that opset.
-    loaded = prepare_actor(
+    traced, loaded = prepare_actor(
         actor, traced, opset=opset, exporter=exporter, stage_opset=DEFAULT_OPSET
     )
     model = stitch(traced, loaded)
@@ -93,4 +93,3 @@ def compile_program(
     if output is not None:
         write_atomic(model.SerializeToString(deterministic=True), Path(output))
     return model
-

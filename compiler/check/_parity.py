@@ -77,7 +77,7 @@ def check_parity(
             f"first_ticks must be ticks >= 0 (0: our runtime, 1: exploy's controller), got "
             f"{first_ticks!r}."
         )
-    loaded = prepare_actor(  # as compile_program prepared it for this file
+    traced, loaded = prepare_actor(  # as compile_program prepared them for this file
         actor,
         traced,
         opset=contract.opset,

@@ -149,6 +149,7 @@ class Actor:
     exporter: Exporter | None = None
     module: Any = None
     original: onnx.ModelProto | None = None
+    lifted: tuple[Memory, ...] = ()  # state found inside a torch module, now program memory
 
     @property
     def reference(self) -> Any:
@@ -303,9 +304,12 @@ def bind_signature(expected: ActorSignature, model: onnx.ModelProto, source: str
             "[layers, 1, hidden] is program.memory(name, (layers, hidden), batch_axis=1))."
         )
 
-    inputs = tuple(
-        port(pick(graph_inputs, want, named_in, "input"), want, "input") for want in expected.inputs
-    )
+    # Named ports first, so that a name the actor lacks is reported as such.
+    found = {
+        i: port(pick(graph_inputs, want, named_in, "input"), want, "input")
+        for i, want in sorted(enumerate(expected.inputs), key=lambda iw: not iw[1].name)
+    }
+    inputs = tuple(found[i] for i in range(len(expected.inputs)))
     unbound = [n for n in in_names if n not in {p.name for p in inputs}]
     if unbound:
         raise ActorError(

@@ -386,6 +386,18 @@ class Program(RobotVocabulary):
 
     # -- internals ----------------------------------------------------------------------------
 
+    def with_memories(self, memories: Sequence[Memory]) -> Program:
+        """A sealed copy with more memory (an actor's state lifted out of a torch module)."""
+        copy = self.sealed()
+        for memory in memories:
+            if memory.name in copy._ports:
+                raise DeclarationError(
+                    f"memory {memory.name!r}, where the actor's own state goes, is already "
+                    f"declared as {copy._ports[memory.name]!r}. Fix: rename that port."
+                )
+            copy._ports[memory.name] = memory
+        return copy
+
     def _check_open(self, what: str) -> None:
         if self._sealed:
             raise DeclarationError(

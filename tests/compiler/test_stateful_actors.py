@@ -1,23 +1,26 @@
-"""Actors that keep state between calls are refused, never exported with a frozen state."""
+"""Actors that keep state inside: lifted into memory and matched against the module, or refused."""
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from compiler import compile_program
-from exploy_dsl import ActorError, Program
+from compiler import check_parity, compile_program
+from exploy_dsl import ActorError, Program, Runtime, read_contract
 
 torch = pytest.importorskip("torch")
 
 N_OBS, N_ACTIONS, HIDDEN = 6, 2, 8
+DECIMATION = 2
 
 
 def program() -> Program:
-    p = Program("stateful", decimation=2, sim_dt=0.01)
+    p = Program("stateful", decimation=DECIMATION, sim_dt=0.01)
     x = p.input("x", N_OBS)
     y = p.output("y", N_ACTIONS)
     last = p.memory("last", N_ACTIONS)
@@ -97,39 +100,133 @@ def scripted_file(module: Any, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_torchscript_that_copies_into_state_buffers_is_refused_naming_them(
-    tmp_path: Path,
+def step_original(load: Any, reset: Any, xs: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    """The stateful original as its trainer runs it: reset at an episode start, then a call
+    per policy step (zeros on apply-only ticks, as the file's ``actions``)."""
+    module, actions, k = load(), [], 0
+    for x, start in zip(xs, resets, strict=True):
+        if start:
+            reset(module)
+            k = 0
+        if k % DECIMATION == 0:
+            with torch.no_grad():
+                actions.append(module(torch.from_numpy(x)).numpy())
+        else:
+            actions.append(np.zeros((1, N_ACTIONS), np.float32))
+        k += 1
+    return np.stack(actions)
+
+
+def drive(file: Any, xs: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    runtime = Runtime(file)
+    out = []
+    for x, start in zip(xs, resets, strict=True):
+        if start:
+            runtime.reset()
+        out.append(runtime.step({"x": x})["actions"])
+    return np.stack(out)
+
+
+def stream(ticks: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    xs = rng.normal(size=(ticks, 1, N_OBS)).astype(np.float32)
+    resets = np.zeros(ticks, bool)
+    resets[[0, 97, 400, 401, 750]] = True
+    return xs, resets
+
+
+def reload(path: Path) -> Any:
+    def load() -> Any:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.load(str(path))
+
+    return load
+
+
+def zero_buffers(module: Any) -> None:
+    for _, buffer in module.named_buffers():
+        if buffer.dim() == 3:
+            buffer.zero_()
+
+
+@pytest.mark.parametrize("kind", ["buffers", "attribute"])
+def test_torchscript_state_is_lifted_into_memory_and_matches_the_module(
+    kind: str, tmp_path: Path
 ) -> None:
     torch.manual_seed(0)
-    path = scripted_file(BufferLSTM(), tmp_path, "lstm")
-    with pytest.raises(
-        ActorError,
-        match=r"torch actor BufferLSTM's forward\(\) changes its buffer\(s\) 'hidden_state', "
-        r"'cell_state'.*freeze as a constant.*does not carry recurrent actors yet",
-    ):
-        compile_program(program(), path)
-    assert not list(tmp_path.glob("*.onnx"))
+    module = BufferLSTM() if kind == "buffers" else AssignedGRU()
+    path = scripted_file(module, tmp_path, kind)
+    prog = program()
+    file = compile_program(prog, path)
+    names = ["hidden_state", "cell_state"] if kind == "buffers" else ["hidden_state"]
+    contract = read_contract(file)
+    assert contract.memory_names[1:] == tuple(f"actor.{n}" for n in names)
+    assert all(w.shape == (1, 1, HIDDEN) for w in contract.memory[1:])
+
+    def reset(m: Any) -> None:  # what rsl_rl's reset() / legged_gym's reset_memory() do
+        for name in names:
+            getattr(m, name).zero_()
+
+    xs, resets = stream(1000)
+    expected = step_original(reload(path), reset, xs, resets)
+    np.testing.assert_allclose(drive(file, xs, resets), expected, atol=1e-5, rtol=1e-5)
+    report = check_parity(file, prog, path, steps=200)
+    assert report.ok, report.render()
 
 
-def test_torchscript_that_assigns_its_state_attribute_is_refused_naming_it(tmp_path: Path) -> None:
+def test_an_exploy_style_actor_with_get_state_is_lifted() -> None:
     torch.manual_seed(0)
-    path = scripted_file(AssignedGRU(), tmp_path, "gru")
+    module = ExployStyleRNN()
+    prog = program()
+    file = compile_program(prog, module, exporter="torchscript")
+    assert read_contract(file).memory_names[1:] == ("actor.state_0", "actor.state_1")
+    xs, resets = stream(1000)
+    expected = step_original(lambda: copy.deepcopy(module), lambda m: m.reset(), xs, resets)
+    np.testing.assert_allclose(drive(file, xs, resets), expected, atol=1e-5, rtol=1e-5)
+    assert check_parity(file, prog, module, steps=200).ok
+
+
+class Counter(torch.nn.Module):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(N_OBS, N_ACTIONS)
+        self.calls = 0
+
+    def forward(self, obs: Any) -> Any:
+        self.calls += 1
+        return self.linear(obs) * self.calls
+
+
+class Noisy(torch.nn.Module):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(N_OBS, N_ACTIONS)
+
+    def forward(self, obs: Any) -> Any:
+        return self.linear(obs) + torch.randn(1, N_ACTIONS)
+
+
+def test_state_that_is_not_a_tensor_or_noise_is_refused() -> None:
+    with pytest.raises(ActorError, match=r"changes attribute\(s\) 'calls' that are not tensors"):
+        compile_program(program(), Counter())
     with pytest.raises(
-        ActorError,
-        match=r"torch actor AssignedGRU is TorchScript whose forward\(\) overwrites its "
-        r"attribute\(s\) 'hidden_state'",
+        ActorError, match=r"returns different actions for the same observation on two calls"
     ):
-        compile_program(program(), path)
+        compile_program(program(), Noisy())
 
 
-def test_an_eager_module_with_internal_state_is_refused() -> None:
+def test_declared_state_and_state_inside_the_module_are_not_both_taken(tmp_path: Path) -> None:
     torch.manual_seed(0)
+    p = program()
+    h = p.memory("h", (1, HIDDEN), batch_axis=1)
+    p.actor(state=[h])
     with pytest.raises(
         ActorError,
-        match=r"torch actor ExployStyleRNN returns different actions for the same observation "
-        r"on two calls in a row",
+        match=r"torch actor AssignedGRU fails when called as forward\(obs\[1, 6\], "
+        r"h_in\[1, 1, 8\]\), as program\.actor\(\.\.\.\) declares it",
     ):
-        compile_program(program(), ExployStyleRNN())
+        compile_program(p, scripted_file(AssignedGRU(), tmp_path, "gru"))
 
 
 def test_compiling_never_changes_the_users_module() -> None:
@@ -143,9 +240,8 @@ def test_compiling_never_changes_the_users_module() -> None:
     assert module.training, "compile put the user's module in eval mode"
     assert all(torch.equal(a, b) for a, b in zip(weights, module.parameters(), strict=True))
     stateful = ExployStyleRNN()
-    with pytest.raises(ActorError):
-        compile_program(program(), stateful)
-    assert stateful.get_state() is None, "the probe ran the user's module, not a copy"
+    compile_program(program(), stateful, exporter="torchscript")
+    assert stateful.get_state() is None, "compile ran the user's module, not a copy"
 
 
 def test_a_stateless_torchscript_actor_still_compiles(tmp_path: Path) -> None:

@@ -168,11 +168,11 @@ def test_prepare_actor_records_the_exporter_as_a_field() -> None:
     traced = trace(program_with_stages())
     module = torch.nn.Linear(2, 2)
     for exporter in ("dynamo", "torchscript"):
-        actor = prepare_actor(module, traced, opset=20, exporter=exporter)
+        _, actor = prepare_actor(module, traced, opset=20, exporter=exporter)
         assert isinstance(actor, Actor) and actor.exporter == exporter
         assert exporter_of_source(actor.source) == exporter
         assert actor.source == torch_source("Linear", exporter)
-    onnx_actor = prepare_actor(mlp_actor(2, 2).model, traced, opset=20)
+    _, onnx_actor = prepare_actor(mlp_actor(2, 2).model, traced, opset=20)
     assert onnx_actor.exporter is None and onnx_actor.module is None
 
 
