@@ -10,6 +10,7 @@ import numpy as np
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract
 from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
 from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_TARGET_GROUP
 
@@ -18,6 +19,7 @@ _SHOWN_VALUES = 12
 
 def render_explain(contract: FileContract, source: str) -> str:
     """Rates, observation layout, actor, action processing, gains, memory, bound metadata."""
+    check_recorded(contract.metadata, source)
     meta = {key: decode(value) for key, value in contract.metadata.items()}
     lines: list[str] = []
     program = meta.get("exploy_dsl.program")
