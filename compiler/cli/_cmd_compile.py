@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_p
 from compiler.cli._exit import EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
-from exploy_dsl import ExployDslError
+from exploy_dsl import ExployDslError, ExployDslWarning
 
 
 def register(sub: Any) -> None:
@@ -68,17 +70,26 @@ def run(args: argparse.Namespace) -> int:
             "name the output with -o, e.g. -o policy.onnx",
         )
         refuse_overwrite({"the default output (<program name>.onnx)": output}, inputs)
-    compile_program(
-        loaded.program,
-        actor,
-        opset=args.opset,
-        ir_version=args.ir,
-        target=args.target,
-        exporter=args.exporter,
-        model_source=model_source,
-        stamp=args.stamp,
-        output=output,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExployDslWarning)
+        compile_program(
+            loaded.program,
+            actor,
+            opset=args.opset,
+            ir_version=args.ir,
+            target=args.target,
+            exporter=args.exporter,
+            model_source=model_source,
+            stamp=args.stamp,
+            output=output,
+        )
+    for warning in caught:
+        if issubclass(warning.category, ExployDslWarning):
+            print(f"exploy-dsl compile: warning: {warning.message}", file=sys.stderr)
+        else:  # not ours: as it would have been shown without the catch
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     print(f"wrote {output}")
     return EXIT_OK
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from compiler.build._articulation import target_articulations
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract
 from exploy_dsl.contract._codec import decode
@@ -146,12 +147,27 @@ def _joints(meta: dict[str, Any]) -> list[str]:
         names = [str(n) for n in value.get("names", [])]
         kp, kd = value.get("stiffness", []), value.get("damping", [])
         lines += ["", f"joint targets {key}.pos/.vel/.effort: exploy sets these gains each tick"]
+        lines += [f"  {line}" for line in _articulation(key, meta)]
         width = max((len(n) for n in names), default=5)
         lines.append(f"  {'joint':<{width}}  stiffness  damping")
         for i, joint in enumerate(names):
             p = _g(kp[i]) if i < len(kp) else "?"
             d = _g(kd[i]) if i < len(kd) else "?"
             lines.append(f"  {joint:<{width}}  {p:<9}  {d}")
+    return lines
+
+
+def _articulation(group: str, meta: dict[str, Any]) -> list[str]:
+    found = next((t for t in target_articulations(meta) if t.group == group), None)
+    if found is None:
+        return []
+    lines = [
+        f"sent to articulation {found.articulation!r} (exploy's controller passes the <name> "
+        "of the wires to the robot as the articulation)"
+    ]
+    if found.differs:
+        sources = ", ".join(f"{a!r} (obj.{a}.joints)" for a in found.read_from)
+        lines.append(f"NOTE: these joints are read from articulation {sources}")
     return lines
 
 

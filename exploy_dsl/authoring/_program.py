@@ -164,6 +164,8 @@ class Program(RobotVocabulary):
         self._stages: dict[str, Stage] = {}
         self._actor = ActorDeclaration()
         self._sealed = False
+        # Joint-target groups declared with joint_targets(articulation=...): stated, not implied.
+        self._stated_articulations: set[str] = set()
 
     def sealed(self) -> Program:
         """A copy that refuses further declarations: what ``trace`` and the compiler work on.
@@ -179,6 +181,7 @@ class Program(RobotVocabulary):
         copy._groups = {n: Group(g.name, g.metadata, copy) for n, g in self._groups.items()}
         copy._stages = dict(self._stages)
         copy._actor = self._actor
+        copy._stated_articulations = set(self._stated_articulations)
         copy._sealed = True
         return copy
 
@@ -397,6 +400,11 @@ class Program(RobotVocabulary):
         rate = 1.0 / self.sim_dt
         nearest = round(rate)
         return float(nearest) if abs(rate - nearest) <= 1e-9 * rate else rate
+
+    @property
+    def stated_articulations(self) -> frozenset[str]:
+        """Joint-target groups whose articulation was stated (``joint_targets(articulation=)``)."""
+        return frozenset(self._stated_articulations)
 
     def port(self, name: str) -> Port | None:
         return self._ports.get(name)
