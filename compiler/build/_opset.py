@@ -12,7 +12,6 @@ from compiler.build._targets import Target
 from exploy_dsl import CompileError
 from exploy_dsl.contract._graphs import default_opset, is_default_domain, iter_nodes
 
-
 # Ops whose consecutive versions listed here differ ONLY by added element types: the inputs,
 # outputs and attributes of the schemas are identical (names, optionality, variadicity), and
 # each type constraint of the older version is a subset of the newer one's. So a node valid
@@ -145,7 +144,7 @@ def retarget(
     ir_version: int,
     target: Target | None = None,
 ) -> None:
-    """Label ``model`` (in place) with ``opset``/``ir_version`` where every op of every part means the same.
+    """Label ``model`` (in place) with ``opset``/``ir_version`` where every op means the same.
 
     A node keeps its meaning when its op's version at ``opset`` is the one it was built with,
     or when both versions lie in one WIDENING_ONLY run (element types then checked by the

@@ -12,7 +12,6 @@ import onnx
 import onnx.numpy_helper
 
 import exploy_dsl
-
 from exploy_dsl import Actor, CompileError, TracedProgram
 from exploy_dsl.contract._graphs import graphs, subgraphs
 

@@ -143,8 +143,9 @@ def test_targets_of_joints_the_program_does_not_read_do_not_warn() -> None:
     p = Program("arm", decimation=1, sim_dt=0.01)
     x = p.input("x", 2)
     targets = p.joint_targets("arm", names=["j1", "j2"], stiffness=1.0, damping=0.1)
+    last = p.memory("a", 2)
     p.observations(lambda v: [("x", v[x])])
-    p.process_actions(n_actions=2)(lambda v, a: {p.memory("a", 2): a})
+    p.process_actions(n_actions=2)(lambda v, a: {last: a})
     p.apply_actions(lambda v: {targets.pos: 0.0, targets.vel: 0.0, targets.effort: 0.0})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
