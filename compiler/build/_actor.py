@@ -21,11 +21,11 @@ from exploy_dsl import ActorError, TracedProgram
 from exploy_dsl.authoring._actor import (
     EXPORTERS,
     Actor,
-    Exporter,
-    is_torch_module,
     ActorSignature,
+    Exporter,
     bind_signature,
     default_names,
+    is_torch_module,
 )
 from exploy_dsl.contract._graphs import default_opset
 
@@ -184,8 +184,10 @@ def from_torch(
     wanted = len(signature.outputs)
     if len(outs) != wanted or not all(isinstance(o, torch.Tensor) for o in outs):
         kinds = ", ".join(type(o).__name__ for o in outs)
-        expected = "one tensor [1, n_actions]" if wanted == 1 else (
-            f"{wanted} tensors (the actions, then each new state)"
+        expected = (
+            "one tensor [1, n_actions]"
+            if wanted == 1
+            else (f"{wanted} tensors (the actions, then each new state)")
         )
         raise ActorError(
             f"torch actor {_module_name(module)} returns ({kinds}); expected {expected}. Fix: "
@@ -262,8 +264,7 @@ def _refuse_internal_state(
     before = {name: b.clone() for name, b in probe.named_buffers()}
     generator = torch.Generator().manual_seed(0)
     inputs = tuple(
-        torch.randn(e.shape, generator=generator) if e.is_floating_point() else e
-        for e in examples
+        torch.randn(e.shape, generator=generator) if e.is_floating_point() else e for e in examples
     )
     try:
         with torch.no_grad():
@@ -372,9 +373,7 @@ def _quiet_torch() -> Any:
         logger.setLevel(level)
 
 
-def _from_path(
-    path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter
-) -> Actor:
+def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter) -> Actor:
     if path.is_dir():
         raise ActorError(
             f"actor {str(path)!r} is a folder; expected an .onnx or .pt file. "
