@@ -37,8 +37,8 @@ command = program.se2_velocity_command(
 )
 last_actions = program.memory("actions", 12)
 target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
-# The PD torque is computed in the graph at every tick, so exploy's own PD gains are zero.
-targets = program.joint_targets("joint_pos", names=JOINT_NAMES, stiffness=0.0, damping=0.0)
+# In-graph PD torque, so exploy's gains are 0. Targets go to articulation joint_pos (README).
+targets = program.joint_targets(articulation="joint_pos", names=JOINT_NAMES, stiffness=0, damping=0)
 
 
 def projected_gravity(q: Any) -> Any:

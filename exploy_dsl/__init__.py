@@ -7,10 +7,13 @@ import typing as _typing
 
 from exploy_dsl._errors import (
     ActorError,
+    ArticulationWarning,
     CompileError,
     DeclarationError,
     ExployDslError,
+    ExployDslWarning,
     FileContractError,
+    OutputPathError,
     RuntimeInputError,
     StageError,
 )
@@ -79,8 +82,8 @@ def __dir__() -> list[str]:
 
 
 for _error in [v for v in tuple(globals().values()) if isinstance(v, type)]:
-    if issubclass(_error, ExployDslError):
-        _error.__module__ = "exploy_dsl"  # tracebacks show the public name
+    if issubclass(_error, (ExployDslError, ExployDslWarning)):
+        _error.__module__ = "exploy_dsl"  # tracebacks and warnings show the public name
 
 
 __version__ = "0.1.0"
@@ -90,10 +93,12 @@ __all__ = [
     "ActorError",
     "ActorPort",
     "ActorSignature",
+    "ArticulationWarning",
     "BaseState",
     "CompileError",
     "DeclarationError",
     "ExployDslError",
+    "ExployDslWarning",
     "FileContract",
     "FileContractError",
     "Group",
@@ -104,6 +109,7 @@ __all__ = [
     "Memory",
     "ObsTerm",
     "Output",
+    "OutputPathError",
     "Port",
     "Program",
     "ReferenceInterpreter",

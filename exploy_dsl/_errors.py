@@ -33,3 +33,15 @@ class FileContractError(ExployDslError):
 
 class RuntimeInputError(ExployDslError):
     """A runtime step was given a missing, unknown or mis-shaped input."""
+
+
+class OutputPathError(ExployDslError):
+    """An output path cannot be used: it is an input of the command, or too long a name."""
+
+
+class ExployDslWarning(UserWarning):
+    """Base of the warnings exploy-dsl gives about a program that compiles but may surprise."""
+
+
+class ArticulationWarning(ExployDslWarning):
+    """Joint targets go to another articulation than the one their joints are read from."""

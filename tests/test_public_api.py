@@ -14,10 +14,12 @@ EXPLOY_DSL_API = [
     "ActorError",
     "ActorPort",
     "ActorSignature",
+    "ArticulationWarning",
     "BaseState",
     "CompileError",
     "DeclarationError",
     "ExployDslError",
+    "ExployDslWarning",
     "FileContract",
     "FileContractError",
     "Group",
@@ -28,6 +30,7 @@ EXPLOY_DSL_API = [
     "Memory",
     "ObsTerm",
     "Output",
+    "OutputPathError",
     "Port",
     "Program",
     "ReferenceInterpreter",
@@ -93,3 +96,11 @@ def test_public_names_are_re_exported_from_private_modules() -> None:
 def test_every_error_is_an_exploy_dsl_error() -> None:
     errors = [getattr(exploy_dsl, n) for n in EXPLOY_DSL_API if n.endswith("Error")]
     assert all(issubclass(e, exploy_dsl.ExployDslError) for e in errors)
+
+
+def test_every_warning_is_an_exploy_dsl_warning() -> None:
+    found = [getattr(exploy_dsl, n) for n in EXPLOY_DSL_API if n.endswith("Warning")]
+    assert found == [exploy_dsl.ArticulationWarning, exploy_dsl.ExployDslWarning]
+    assert all(issubclass(w, exploy_dsl.ExployDslWarning) for w in found)
+    assert issubclass(exploy_dsl.ExployDslWarning, UserWarning)
+    assert issubclass(exploy_dsl.OutputPathError, exploy_dsl.ExployDslError)

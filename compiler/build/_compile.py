@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +13,15 @@ import onnx.numpy_helper
 import onnx.shape_inference
 
 from compiler.build._actor import Exporter, prepare_actor
-from compiler.build._exploy_rules import check_program
+from compiler.build._articulation import target_articulations
+from compiler.build._exploy_rules import check_program, declared_metadata
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._stitch import stitch
 from compiler.build._targets import parse_target, resolve_versions
 from compiler.build._write import write_atomic
-from exploy_dsl import CompileError, Program, TracedProgram, trace
+from exploy_dsl import ArticulationWarning, CompileError, Program, TracedProgram, trace
 
 DEFAULT_OPSET = 20
 DEFAULT_IR_VERSION = 10
@@ -51,6 +53,9 @@ def compile_program(
     )
     traced = program if isinstance(program, TracedProgram) else trace(program)
     check_program(traced.program)
+    for targets in target_articulations(declared_metadata(traced.program)):
+        if targets.differs and targets.group not in traced.program.stated_articulations:
+            warnings.warn(targets.warning(), ArticulationWarning, stacklevel=2)
     if model_source is not None and not isinstance(model_source, dict):
         raise CompileError(
             f"model_source must be a dict (stored as a JSON object), got "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -13,6 +14,15 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
     """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
+    try:
+        os.lstat(target)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise CompileError(
+                f"cannot write {str(target)[:60]!r}...: the name is too long for the file system "
+                f"({len(os.fsencode(target.name))} bytes). Nothing was written. "
+                "Fix: choose a shorter output path."
+            ) from None
     if not directory.is_dir():
         raise CompileError(
             f"cannot write {str(target)!r}: folder {str(directory)!r} does not exist. "
@@ -21,7 +31,7 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
     if target.is_dir():
         raise CompileError(f"cannot write {str(target)!r}: it is a folder. Fix: name a file.")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise CompileError(
             f"cannot write {str(target)!r}: {exc.strerror or exc}. "

@@ -155,6 +155,10 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
     """
     file = Path(path)
     label = repr(str(file))
+    if file.is_dir():
+        raise RuntimeInputError(
+            f"trace {label} is a folder; expected an .npz file. Fix: pass the file itself."
+        )
     if not file.is_file():
         raise RuntimeInputError(f"trace {label} does not exist. Fix: check the path.")
     try:

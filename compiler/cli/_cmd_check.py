@@ -11,6 +11,7 @@ from compiler.check._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVE
 from compiler.check._plot import plot_report, require_matplotlib
 from compiler.check._progress import Progress
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
+from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
 
 
@@ -46,6 +47,17 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs: dict[str, str | None] = {
+        "the file checked": args.file,
+        "the program file": args.program,
+        "the --trace input": args.trace,
+    }
+    inputs.update(actor_files(args.actor))
+    outputs = {"--record-trace": args.record_trace, "--plot": args.plot}
+    for role, path in outputs.items():
+        if path is not None:
+            check_name_length(path, role, f"choose a shorter path for {role}")
+    refuse_overwrite(outputs, inputs)
     if args.plot is not None:
         require_matplotlib()  # fail before a long run, not after it
     loaded = load_program_file(args.program)

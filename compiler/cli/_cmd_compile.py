@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program
 from compiler.cli._exit import EXIT_OK
+from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
-from exploy_dsl import ExployDslError
+from exploy_dsl import ExployDslError, ExployDslWarning
 
 
 def register(sub: Any) -> None:
@@ -49,21 +52,44 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    inputs: dict[str, str | None] = {"the program file": args.program}
+    inputs.update(actor_files(args.actor))
+    if args.model_source is not None and args.model_source.startswith("@"):
+        inputs["the --model-source file"] = args.model_source[1:]
+    if args.output is not None:
+        check_name_length(args.output, "-o", "choose a shorter output path")
+        refuse_overwrite({"-o": args.output}, inputs)
     model_source = parse_model_source(args.model_source)
     loaded = load_program_file(args.program)
     actor = loaded.actor(args.actor)
     output = args.output or f"{loaded.program.name}.onnx"
-    compile_program(
-        loaded.program,
-        actor,
-        opset=args.opset,
-        ir_version=args.ir,
-        target=args.target,
-        exporter=args.exporter,
-        model_source=model_source,
-        stamp=args.stamp,
-        output=output,
-    )
+    if args.output is None:
+        check_name_length(
+            output,
+            "the default output name (<program name>.onnx)",
+            "name the output with -o, e.g. -o policy.onnx",
+        )
+        refuse_overwrite({"the default output (<program name>.onnx)": output}, inputs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ExployDslWarning)
+        compile_program(
+            loaded.program,
+            actor,
+            opset=args.opset,
+            ir_version=args.ir,
+            target=args.target,
+            exporter=args.exporter,
+            model_source=model_source,
+            stamp=args.stamp,
+            output=output,
+        )
+    for warning in caught:
+        if issubclass(warning.category, ExployDslWarning):
+            print(f"exploy-dsl compile: warning: {warning.message}", file=sys.stderr)
+        else:  # not ours: as it would have been shown without the catch
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
     print(f"wrote {output}")
     return EXIT_OK
 

@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     a = read_contract(load_model(args.a), repr(args.a))
     b = read_contract(load_model(args.b), repr(args.b))
-    differences = diff_contracts(a, b)
+    differences = diff_contracts(a, b, sources=(f"A {args.a!r}", f"B {args.b!r}"))
     print(f"A: {args.a}\nB: {args.b}")
     for difference in differences:
         print(difference)

@@ -21,6 +21,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--first-tick",
         type=int,
+        choices=(0, 1),
         default=0,
         help="tick of the first call: 0 (our runtime) or 1 (exploy's C++ controller)",
     )

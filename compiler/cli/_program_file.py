@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from exploy_dsl import DeclarationError, ExployDslError, Program
+from exploy_dsl import ActorError, DeclarationError, ExployDslError, Program
 from exploy_dsl.authoring._source import describe
 
 
@@ -22,7 +22,15 @@ class ProgramFile:
 
     def actor(self, given: Any | None) -> Any:
         """The actor to use: ``given`` (``--actor``) if any, else the file's ``actor()``."""
-        actor = given if given is not None else self.default_actor()
+        if given is not None:
+            return given
+        actor = self.default_actor()
+        if actor is None and getattr(self.module, "actor", None) is not None:
+            raise ActorError(
+                f"{self.path}: actor() returned None; expected the actor (a torch.nn.Module, "
+                "an onnx.ModelProto or a path to .onnx/.pt). Fix: end actor() with "
+                "`return net.eval()` (or the model or path), or pass --actor ACTOR.onnx."
+            )
         if actor is None:
             raise DeclarationError(
                 f"{self.path} defines no actor() and no --actor was given. "
@@ -59,6 +67,11 @@ class ProgramFile:
 def load_program_file(path: str | os.PathLike[str]) -> ProgramFile:
     """Execute PROGRAM.py as a module; errors at import are reported at the user's line."""
     file = Path(path)
+    if file.is_dir():
+        raise DeclarationError(
+            f"program file {str(file)!r} is a folder; expected a Python file. "
+            "Fix: pass the file itself, e.g. examples/quadruped.py."
+        )
     if not file.is_file():
         raise DeclarationError(f"program file {str(file)!r} does not exist. Fix: check the path.")
     name = f"exploy_dsl_program_{abs(hash(str(file.resolve())))}"

@@ -21,6 +21,7 @@ import numpy as np
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract, Wire
 from exploy_dsl.contract._codec import decode, encode_as_read
+from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._wires import (
     JOINT_GROUP,
     JOINT_POS_COMMAND,
@@ -60,8 +61,15 @@ class Difference:
         return f"{'BREAKS' if self.breaks else 'benign'}  {self.topic}: {self.text}"
 
 
-def diff_contracts(a: FileContract, b: FileContract) -> list[Difference]:
-    """Every difference between the contracts of ``a`` and ``b``, breaking ones first."""
+def diff_contracts(
+    a: FileContract, b: FileContract, *, sources: tuple[str, str] = ("A", "B")
+) -> list[Difference]:
+    """Every difference between the contracts of ``a`` and ``b``, breaking ones first.
+
+    ``sources`` names the two files in errors (a metadata key of the wrong form).
+    """
+    check_recorded(a.metadata, sources[0])
+    check_recorded(b.metadata, sources[1])
     found: list[Difference] = []
     found += _wires("input", a.inputs, b.inputs, breaks=True)
     found += _wires("output", a.outputs, b.outputs, breaks=True)

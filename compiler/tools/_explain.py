@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from compiler.build._articulation import target_articulations
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract
 from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
 from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_TARGET_GROUP
 
@@ -18,6 +20,7 @@ _SHOWN_VALUES = 12
 
 def render_explain(contract: FileContract, source: str) -> str:
     """Rates, observation layout, actor, action processing, gains, memory, bound metadata."""
+    check_recorded(contract.metadata, source)
     meta = {key: decode(value) for key, value in contract.metadata.items()}
     lines: list[str] = []
     program = meta.get("exploy_dsl.program")
@@ -144,12 +147,27 @@ def _joints(meta: dict[str, Any]) -> list[str]:
         names = [str(n) for n in value.get("names", [])]
         kp, kd = value.get("stiffness", []), value.get("damping", [])
         lines += ["", f"joint targets {key}.pos/.vel/.effort: exploy sets these gains each tick"]
+        lines += [f"  {line}" for line in _articulation(key, meta)]
         width = max((len(n) for n in names), default=5)
         lines.append(f"  {'joint':<{width}}  stiffness  damping")
         for i, joint in enumerate(names):
             p = _g(kp[i]) if i < len(kp) else "?"
             d = _g(kd[i]) if i < len(kd) else "?"
             lines.append(f"  {joint:<{width}}  {p:<9}  {d}")
+    return lines
+
+
+def _articulation(group: str, meta: dict[str, Any]) -> list[str]:
+    found = next((t for t in target_articulations(meta) if t.group == group), None)
+    if found is None:
+        return []
+    lines = [
+        f"sent to articulation {found.articulation!r} (exploy's controller passes the <name> "
+        "of the wires to the robot as the articulation)"
+    ]
+    if found.differs:
+        sources = ", ".join(f"{a!r} (obj.{a}.joints)" for a in found.read_from)
+        lines.append(f"NOTE: these joints are read from articulation {sources}")
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from compiler.build._articulation import target_articulations
 from exploy_dsl.contract._reader import FileContract
 
 
@@ -33,6 +34,10 @@ def render_inspect(contract: FileContract, source: str) -> str:
     for wire, name in zip(contract.memory, contract.memory_names, strict=True):
         init = contract.initial_values[wire.name]
         lines.append(f"  memory.{name}  {wire.dtype} {list(wire.shape)}  init {_values(init)}")
+    targets = target_articulations(contract.metadata)
+    if targets:
+        lines.append("joint targets (articulation that receives them):")
+        lines += [f"  {t.describe()}" for t in targets]
     lines.append("metadata:")
     lines += [f"  {key} = {value}" for key, value in contract.metadata.items()]
     return "\n".join(lines) + "\n"

@@ -34,6 +34,9 @@ from exploy_dsl.contract._wires import OBS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# ctx.step_count is an int32 (DESIGN.md section 2); decimation is compared against it.
+INT32_MAX = 2**31 - 1
+
 
 @dataclass(frozen=True, slots=True)
 class Stage:
@@ -126,6 +129,13 @@ class Program(RobotVocabulary):
                 f"program {name!r}: decimation must be an int >= 1 (ticks per policy step), "
                 f"got {decimation!r}. Fix: e.g. decimation=4 runs the policy every 4th tick."
             )
+        if decimation > INT32_MAX:
+            raise DeclarationError(
+                f"program {name!r}: decimation {decimation} is beyond int32 range (at most "
+                f"{INT32_MAX}): the file's tick counter ctx.step_count is an int32 and the "
+                "policy step is ctx.step_count % decimation == 0. Fix: use a decimation that "
+                "fits in int32 (ticks per policy step, e.g. 4)."
+            )
         if (
             isinstance(sim_dt, bool)
             or not isinstance(sim_dt, (int, float))
@@ -154,6 +164,8 @@ class Program(RobotVocabulary):
         self._stages: dict[str, Stage] = {}
         self._actor = ActorDeclaration()
         self._sealed = False
+        # Joint-target groups declared with joint_targets(articulation=...): stated, not implied.
+        self._stated_articulations: set[str] = set()
 
     def sealed(self) -> Program:
         """A copy that refuses further declarations: what ``trace`` and the compiler work on.
@@ -169,6 +181,7 @@ class Program(RobotVocabulary):
         copy._groups = {n: Group(g.name, g.metadata, copy) for n, g in self._groups.items()}
         copy._stages = dict(self._stages)
         copy._actor = self._actor
+        copy._stated_articulations = set(self._stated_articulations)
         copy._sealed = True
         return copy
 
@@ -278,11 +291,24 @@ class Program(RobotVocabulary):
 
         return register(fn) if fn is not None else register
 
-    def process_actions(self, *, n_actions: int) -> Callable[[F], F]:
+    def process_actions(
+        self, fn: Callable[..., Any] | None = None, /, *, n_actions: int | None = None
+    ) -> Callable[[F], F]:
         """Decorate ``fn(v, actions) -> {memory: value}``, run once per policy step.
 
-        ``n_actions`` is the size of the actor's output this stage consumes.
+        ``n_actions`` is the size of the actor's output this stage consumes. It is required:
+        the stage is traced (and its ``actions`` argument shaped) before any actor is known.
         """
+        if fn is not None or n_actions is None:
+            name = getattr(fn, "__name__", None) if fn is not None else None
+            where = f" on {name!r}" if name else ""
+            raise DeclarationError(
+                f"@program.process_actions{'' if fn is not None else '()'}{where} is missing "
+                "n_actions, the size of the actor's output: the stage is traced with an "
+                "`actions` argument of that size before any actor is known, so it cannot be "
+                "taken from the actor. Fix: @program.process_actions(n_actions=N), e.g. "
+                "n_actions=12 for 12 joint targets."
+            )
         if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
             raise DeclarationError(
                 f"process_actions(n_actions=...) must be an int >= 1, got {n_actions!r}. "
@@ -374,6 +400,11 @@ class Program(RobotVocabulary):
         rate = 1.0 / self.sim_dt
         nearest = round(rate)
         return float(nearest) if abs(rate - nearest) <= 1e-9 * rate else rate
+
+    @property
+    def stated_articulations(self) -> frozenset[str]:
+        """Joint-target groups whose articulation was stated (``joint_targets(articulation=)``)."""
+        return frozenset(self._stated_articulations)
 
     def port(self, name: str) -> Port | None:
         return self._ports.get(name)

@@ -76,6 +76,11 @@ class JointTargets:
     def group(self) -> str:
         return f"output.joint_targets.{self.name}"
 
+    @property
+    def articulation(self) -> str:
+        """The articulation exploy's controller sends these targets to: the wires' ``<name>``."""
+        return self.name
+
 
 class RobotVocabulary:
     """Declarations with exploy's standard wire names and the metadata its matchers require.
@@ -88,6 +93,7 @@ class RobotVocabulary:
     if TYPE_CHECKING:
         name: str
         metadata: dict[str, Any]
+        _stated_articulations: set[str]
 
         def group(self, name: str, metadata: dict[str, Any] | None = None) -> Group: ...
         def input(
@@ -291,20 +297,42 @@ class RobotVocabulary:
 
     def joint_targets(
         self,
-        name: str,
+        name: str | None = None,
         *,
+        articulation: str | None = None,
         names: Sequence[str] | None = None,
         stiffness: float | Sequence[float] | None = None,
         damping: float | Sequence[float] | None = None,
     ) -> JointTargets:
-        """Outputs ``output.joint_targets.<name>.pos/.vel/.effort`` ``[1, N]`` with gains.
+        """Outputs ``output.joint_targets.<art>.pos/.vel/.effort`` ``[1, N]`` with gains.
 
         exploy's controller sets, at every tick and for each joint i of ``names``, the
         position, velocity and effort targets and the P/D gains ``stiffness[i]``,
         ``damping[i]``. A number is used for every joint. All three are required.
+
+        ``articulation`` is the articulation that receives the targets: exploy's controller
+        passes the ``<art>`` of the wire names to the robot as the articulation of every
+        joint, so it names the wires too. A positional ``name`` is the same thing, unstated:
+        the compiler warns (ArticulationWarning) when the joints are read from another
+        articulation (``obj.<other>.joints``) and ``articulation=`` was not given.
         """
-        what = f"joint_targets({name!r})"
-        target = _segment(name, what, "name")
+        chosen = articulation if articulation is not None else name
+        what = f"joint_targets({chosen!r})"
+        if name is not None and articulation is not None and name != articulation:
+            raise DeclarationError(
+                f"joint_targets({name!r}, articulation={articulation!r}): exploy's controller "
+                "takes the articulation from the wire names output.joint_targets.<name>.*, so "
+                "the two must be one name. Fix: pass only "
+                f"articulation={articulation!r} (wires output.joint_targets.{articulation}.*)."
+            )
+        if chosen is None:
+            raise DeclarationError(
+                "joint_targets() needs articulation=...: the articulation that receives the "
+                "targets, which exploy's controller reads from the wire names "
+                "output.joint_targets.<articulation>.*. Fix: e.g. "
+                "program.joint_targets(articulation='robot', names=JOINT_NAMES, ...)."
+            )
+        target = _segment(chosen, what, "articulation" if articulation is not None else "name")
         if names is None or stiffness is None or damping is None:
             given = (("names", names), ("stiffness", stiffness), ("damping", damping))
             missing = [k for k, v in given if v is None]
@@ -327,6 +355,8 @@ class RobotVocabulary:
                 "damping": list(kd),
             },
         )
+        if articulation is not None:
+            self._stated_articulations.add(group.name)
         return JointTargets(
             target,
             joint_names,

@@ -432,6 +432,13 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
             "lost before apply_actions runs. Fix: return e.g. {target: DEFAULT_POS + 0.25 * "
             "actions} with a memory port apply_actions reads."
         )
+    if not outputs and stage.kind == "apply_actions":
+        never = ", ".join(repr(p.name) for p in program.outputs)
+        raise StageError(
+            f"{stage.label} ({stage.location}) returned an empty dict, so output(s) {never} "
+            "are never written; every output needs a value at every tick. Fix: return a value "
+            "for each of them, e.g. {targets.pos: v[target], ...}."
+        )
     args = dict(values.arguments)
     if n_actions is not None:
         args[ACTIONS] = extra[0]

@@ -87,7 +87,17 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
             return onnx.load_from_string(source)
         except Exception as exc:  # noqa: BLE001
             raise FileContractError(f"bytes are not an ONNX model: {exc}") from None
+    if not isinstance(source, (str, os.PathLike)):
+        raise FileContractError(
+            f"expected a path to an .onnx file, bytes or an onnx.ModelProto, got "
+            f"{type(source).__name__} {_short_repr(source)}. Fix: pass e.g. 'policy.onnx'."
+        )
     path = Path(source)
+    if path.is_dir():
+        raise FileContractError(
+            f"file {str(path)!r} is a folder; expected an .onnx file. "
+            "Fix: pass the file itself, e.g. build/quadruped.onnx."
+        )
     if not path.is_file():
         raise FileContractError(f"file {str(path)!r} does not exist. Fix: check the path.")
     try:
@@ -259,3 +269,8 @@ def _wire(value: onnx.ValueInfoProto, source: str, what: str) -> Wire:
             )
         dims.append(int(dim.dim_value))
     return Wire(value.name, tuple(dims), dtype)
+
+
+def _short_repr(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

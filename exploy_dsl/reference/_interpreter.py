@@ -84,13 +84,49 @@ def _positional(fn: Callable[..., Any], signature: ActorSignature) -> ActorFn:
 
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         result = fn(*(feeds[name] for name in in_names))
-        values = result if isinstance(result, (tuple, list)) else (result,)
+        values = result if isinstance(result, (tuple, list)) and len(out_names) > 1 else (result,)
+        if len(values) != len(out_names):
+            raise ActorError(
+                f"reference actor returned {len(values)} values; expected {len(out_names)} "
+                f"({', '.join(out_names)}). Fix: return the actor's outputs, in that order."
+            )
         return {
-            name: np.asarray(value, dtype=np.float32)
-            for name, value in zip(out_names, values, strict=False)
+            port.name: _actor_output(value, port)
+            for port, value in zip(signature.outputs, values, strict=True)
         }
 
     return run
+
+
+def _actor_output(value: object, port: ActorPort) -> np.ndarray:
+    """One output of a reference actor as float32 of the port's shape, or an ActorError."""
+    shape = list(port.shape)
+    expected = f"a float32 array of shape {shape} ({port.binds})"
+    if not isinstance(value, np.ndarray):
+        text = " ".join(repr(value).split())
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        raise ActorError(
+            f"reference actor returned {type(value).__name__} {shown} for {port.name!r}; "
+            f"expected {expected}. Fix: return only the actions, as a NumPy array "
+            "(e.g. `return np.asarray(actions, np.float32)`)."
+        )
+    if value.dtype.kind != "f":
+        raise ActorError(
+            f"reference actor returned dtype {value.dtype} for {port.name!r}; expected "
+            f"{expected}. Fix: return the values as floats."
+        )
+    if list(value.shape) != shape:
+        size = int(np.prod(shape))
+        hint = (
+            f"reshape it to {shape} (the batch axis first)"
+            if value.size == size
+            else f"use an actor with {shape[-1]} outputs, or declare the size the actor has"
+        )
+        raise ActorError(
+            f"reference actor returned shape {list(value.shape)} for {port.name!r}; expected "
+            f"{expected}. Fix: {hint}."
+        )
+    return value.astype(np.float32, copy=False)
 
 
 def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
@@ -103,7 +139,8 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
         with torch.inference_mode():
             out = module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        return tuple(o.detach().cpu().numpy() for o in outs)
+        arrays = tuple(o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else o for o in outs)
+        return arrays if len(arrays) != 1 else arrays[0]  # refused by _positional if wrong
 
     return _positional(call, signature)
 

@@ -29,6 +29,16 @@ class Runtime:
         threads: int = 1,
         first_tick: int = 0,
     ) -> None:
+        for arg, value, least in (("threads", threads, 1), ("first_tick", first_tick, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise RuntimeInputError(
+                    f"Runtime({arg}=...) must be an int >= {least}, got {value!r}. "
+                    + (
+                        "Fix: first_tick=0 (our runtime) or 1 (exploy's C++ controller)."
+                        if arg == "first_tick"
+                        else "Fix: e.g. threads=1."
+                    )
+                )
         model = load_model(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
         self.contract: FileContract = read_contract(model, label)

@@ -185,7 +185,13 @@ def test_inspect_prints_the_contract(
     ]:
         assert any(line.strip().startswith(f"{name}  {shape}") for line in lines), name
     sections = [line for line in lines if not line.startswith(" ")]
-    assert [s.split(" ")[0] for s in sections[3:]] == ["inputs:", "outputs:", "memory", "metadata:"]
+    assert [s.split(" ")[0] for s in sections[3:]] == [
+        "inputs:",
+        "outputs:",
+        "memory",
+        "joint",
+        "metadata:",
+    ]
     (target,) = [line for line in lines if "memory.joint_pos.processed_actions " in line]
     assert "float32 [1, 12]  init [ 0.1,  0.8, -1.5, -0.1," in target
     (last,) = [line for line in lines if line.strip().startswith("memory.actions ")]

@@ -23,7 +23,7 @@ def legged(names: list[str], *, kp: float = 20.0, decimation: int = 2, init: flo
     """A 4-joint program in the robot vocabulary, compiled with a fixed ONNX actor."""
     p = Program("legged", decimation=decimation, sim_dt=0.005)
     joints = p.joints("robot", names=names)
-    targets = p.joint_targets("legs", names=names, stiffness=kp, damping=0.5)
+    targets = p.joint_targets(articulation="robot", names=names, stiffness=kp, damping=0.5)
     last = p.memory("actions", 4, init=init)
 
     @p.observations
@@ -81,7 +81,7 @@ def test_a_changed_joint_order_breaks_and_names_the_joints(
         "BREAKS  joint order: obj.robot.joints joint_names reordered, moved: FL_hip 0->2, "
         "FR_hip 2->0" in out
     )
-    assert "output.joint_targets.legs names reordered, moved: FL_hip 0->2, FR_hip 2->0" in out
+    assert "output.joint_targets.robot names reordered, moved: FL_hip 0->2, FR_hip 2->0" in out
     assert out.splitlines()[-1] == "2 difference(s); 2 break(s) a controller set up for A."
 
 
@@ -92,7 +92,7 @@ def test_gains_and_rates_break(
     assert code == 1
     assert "BREAKS  rate: decimation changed from 2 to 4" in out
     assert (
-        "BREAKS  gains: output.joint_targets.legs stiffness changed: FL_hip 20 -> 25, "
+        "BREAKS  gains: output.joint_targets.robot stiffness changed: FL_hip 20 -> 25, "
         "FL_knee 20 -> 25, FR_hip 20 -> 25, FR_knee 20 -> 25" in out
     )
 

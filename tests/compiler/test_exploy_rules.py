@@ -143,16 +143,16 @@ def test_correct_hand_declarations_pass_and_compile() -> None:
     p.input("obj.robot.base.w_Q_b", 4)
     p.input("cmd.se2_velocity.twist", 3, metadata={"ranges": RANGES})
     p.input("cmd.boolean.stand", 1, dtype="bool")
-    group = p.group("output.joint_targets.legs", metadata=GAINS)
+    group = p.group("output.joint_targets.robot", metadata=GAINS)
     for member in ("pos", "vel", "effort"):
         group.output(member, 2)
     with_stages(p)
     check_program(p)
     model = compile_program(p, mlp_actor(2, 2).model)
     assert [o.name for o in model.graph.output][2:5] == [
-        "output.joint_targets.legs.pos",
-        "output.joint_targets.legs.vel",
-        "output.joint_targets.legs.effort",
+        "output.joint_targets.robot.pos",
+        "output.joint_targets.robot.vel",
+        "output.joint_targets.robot.effort",
     ]
 
 

@@ -237,7 +237,7 @@ def test_a_vocabulary_program_compiles_runs_and_keeps_exploys_encodings() -> Non
     imu = p.imu("torso", orientation=False, lin_vel=False)
     cmd = p.se2_velocity_command("twist", ranges=RANGES)
     stand = p.boolean_command("stand")
-    targets = p.joint_targets("legs", names=NAMES, stiffness=10.0, damping=0.1)
+    targets = p.joint_targets(articulation="robot", names=NAMES, stiffness=10.0, damping=0.1)
     last = p.memory("last_actions", 3)
 
     @p.observations
@@ -260,7 +260,7 @@ def test_a_vocabulary_program_compiles_runs_and_keeps_exploys_encodings() -> Non
     meta = metadata_of(model)
     assert meta["base_names"] == '{"robot": "base"}'
     assert json.loads(meta["obj.robot.joints"]) == {"joint_names": NAMES}
-    assert json.loads(meta["output.joint_targets.legs"])["stiffness"] == [10.0] * 3
+    assert json.loads(meta["output.joint_targets.robot"])["stiffness"] == [10.0] * 3
     assert json.loads(meta["cmd.se2_velocity.twist"])["ranges"]["lin_vel_x"] == [-1.0, 1.0]
     contract = read_contract(model)
     assert {w.name: w.dtype for w in contract.inputs}[stand.name] == "bool"
