@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 
 import exploy_dsl
-from compiler.build._actor import Actor
 from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
 from compiler.build._stage_summary import stage_summaries
-from exploy_dsl import TracedProgram
+from exploy_dsl import Actor, ActorPort, TracedProgram
+from exploy_dsl.contract._wires import memory_name
 
 # The exploy file-contract version the files claim (exploy's controller reads it as JSON).
 EXPLOY_VERSION = "0.1.0"
@@ -127,8 +127,33 @@ def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
                 ],
             }
         ),
-        "exploy_dsl.actor": to_json({"source": _portable(actor.source)}),
+        "exploy_dsl.actor": to_json(actor_record(actor)),
     }
+
+
+def actor_record(actor: Actor) -> dict[str, Any]:
+    """The actor as the file records it: where it came from and how the program calls it."""
+
+    def port(p: ActorPort) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": p.name, "shape": list(p.shape), "dtype": p.dtype}
+        entry["binds"] = p.binds
+        return entry
+
+    signature = actor.signature
+    record: dict[str, Any] = {
+        "source": _portable(actor.source),
+        "exporter": actor.exporter,
+        "inputs": [port(p) for p in signature.inputs],
+        "outputs": [port(p) for p in signature.outputs],
+        "state": [memory_name(i.binds) for i, _ in signature.state],
+    }
+    if signature.dropped:
+        record["dropped_outputs"] = list(signature.dropped)
+    if actor.lifted:
+        record["lifted_state"] = {
+            m.name: (m.metadata or {}).get("lifted_from", m.name) for m in actor.lifted
+        }
+    return record
 
 
 def _portable(source: str) -> str:

@@ -46,6 +46,7 @@ _REPORTED_ELSEWHERE = (
     "obs_term_names",
     "exploy_dsl.observation",
     "exploy_dsl.memory",
+    "exploy_dsl.actor",
 )
 
 
@@ -79,8 +80,63 @@ def diff_contracts(
     found += _runtime(a, b)
     found += _initial_values(a, b)
     found += _observation(a, b)
+    found += _actor(a, b)
     found += _metadata(a, b)
     return sorted(found, key=lambda d: not d.breaks)
+
+
+def _actor(a: FileContract, b: FileContract) -> list[Difference]:
+    """The actor's signature; its recurrent state (names, shapes) breaks: a tool, a log or a
+    warm-start that feeds or reads the state of A would carry the wrong tensors to B."""
+    old = _decoded(a.metadata, "exploy_dsl.actor") or {}
+    new = _decoded(b.metadata, "exploy_dsl.actor") or {}
+    found: list[Difference] = []
+
+    def ports(record: Any) -> dict[str, Any]:
+        entries = record.get("inputs", []) + record.get("outputs", [])
+        return {f"{p['name']} ({p['binds']})": f"{p['dtype']}{p['shape']}" for p in entries}
+
+    def state(record: Any) -> dict[str, Any]:
+        shapes = {
+            p["binds"]: p["shape"]
+            for p in record.get("inputs", [])
+            if p["binds"].startswith("memory.")
+        }
+        return {name: shapes.get(f"memory.{name}") for name in record.get("state", [])}
+
+    old_state, new_state = state(old), state(new)
+    if old_state != new_state:
+        found.append(
+            Difference(
+                True,
+                "actor state",
+                f"the actor's recurrent state changed: {_fmt(old_state)} -> {_fmt(new_state)}; "
+                "a hidden size or state name differs, so state saved, logged or fed for A does "
+                "not fit B.",
+            )
+        )
+    old_ports, new_ports = ports(old), ports(new)
+    if old_ports != new_ports and old_ports and new_ports:
+        changed = [
+            f"{name}: {old_ports.get(name, 'none')} -> {new_ports.get(name, 'none')}"
+            for name in sorted({*old_ports, *new_ports})
+            if old_ports.get(name) != new_ports.get(name)
+        ]
+        found.append(
+            Difference(
+                False,
+                "actor",
+                f"the actor's signature changed ({_short('; '.join(changed))}); the file's wires "
+                "are compared above.",
+            )
+        )
+    if old.get("source") != new.get("source") and old and new:
+        found.append(
+            Difference(
+                False, "actor", f"actor source {old.get('source')!r} -> {new.get('source')!r}."
+            )
+        )
+    return found
 
 
 def _wires(topic: str, a: Sequence[Wire], b: Sequence[Wire], *, breaks: bool) -> list[Difference]:

@@ -10,6 +10,7 @@ import numpy as np
 from compiler.build._articulation import target_articulations
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract
+from exploy_dsl.authoring._actor import describe_binding
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
@@ -92,12 +93,31 @@ def _actor(contract: FileContract, meta: dict[str, Any]) -> list[str]:
     hashes = meta.get("exploy_dsl.hashes")
     source = actor.get("source") if isinstance(actor, dict) else None
     weights = hashes.get("actor_weights") if isinstance(hashes, dict) else None
-    return [
+    lines = [
         "",
         f"actor: {source or '(not recorded)'}, obs {list(contract.obs.shape)} -> actions "
         f"{list(contract.actions.shape)}",
-        f"  weights sha256: {weights or '(not recorded)'}",
     ]
+    if isinstance(actor, dict) and "inputs" in actor:
+        for kind, arrow in (("inputs", "<-"), ("outputs", "->")):
+            for p in actor.get(kind, []):
+                lines.append(
+                    f"  {kind[:-1]} {p['name']} {p['dtype']}{p['shape']} {arrow} "
+                    f"{describe_binding(p['binds'])}"
+                )
+        if actor.get("dropped_outputs"):
+            lines.append(
+                f"  dropped outputs (computed, never used): {', '.join(actor['dropped_outputs'])}"
+            )
+        if actor.get("state"):
+            lines.append(
+                f"  recurrent state: {', '.join(actor['state'])} (memory, written on policy "
+                "steps only, zeros after a reset unless its initial value says otherwise)"
+            )
+        for memory, origin in actor.get("lifted_state", {}).items():
+            lines.append(f"  memory {memory} was lifted from the torch module's {origin}")
+    lines.append(f"  weights sha256: {weights or '(not recorded)'}")
+    return lines
 
 
 def _stage(kind: str, info: Any) -> list[str]:

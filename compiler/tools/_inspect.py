@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from compiler.build._articulation import target_articulations
+from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._reader import FileContract
 
 
@@ -12,6 +13,12 @@ def _values(arr: np.ndarray) -> str:
     flat = arr.reshape(-1)
     text = np.array2string(flat, precision=4, separator=", ", max_line_width=10_000)
     return text if flat.size <= 24 else text[:200] + " ...]"
+
+
+def _actor_state(contract: FileContract) -> set[str]:
+    record = decode(contract.metadata.get("exploy_dsl.actor", "{}"))
+    state = record.get("state") if isinstance(record, dict) else None
+    return {s for s in state if isinstance(s, str)} if isinstance(state, list) else set()
 
 
 def render_inspect(contract: FileContract, source: str) -> str:
@@ -31,9 +38,13 @@ def render_inspect(contract: FileContract, source: str) -> str:
     lines.append("memory (in -> out, initial value):")
     if not contract.memory:
         lines.append("  (none)")
+    state = _actor_state(contract)
     for wire, name in zip(contract.memory, contract.memory_names, strict=True):
         init = contract.initial_values[wire.name]
-        lines.append(f"  memory.{name}  {wire.dtype} {list(wire.shape)}  init {_values(init)}")
+        note = "  (the actor's recurrent state)" if name in state else ""
+        lines.append(
+            f"  memory.{name}  {wire.dtype} {list(wire.shape)}  init {_values(init)}{note}"
+        )
     targets = target_articulations(contract.metadata)
     if targets:
         lines.append("joint targets (articulation that receives them):")

@@ -108,6 +108,8 @@ _STAGE = record(
     },
 )
 
+_ACTOR_PORT = record({"name": STR, "shape": list_of(COUNT), "dtype": STR, "binds": STR})
+
 # Our own keys (compiler/build/_metadata.py writes them), by key.
 OWN_KEYS: dict[str, Schema] = {
     "exploy_dsl.version": STR,
@@ -127,7 +129,17 @@ OWN_KEYS: dict[str, Schema] = {
         },
         {"size": COUNT, "clip": optional(PAIR)},
     ),
-    "exploy_dsl.actor": record({"source": STR}),
+    "exploy_dsl.actor": record(
+        {"source": STR},
+        {
+            "exporter": optional(STR),
+            "inputs": list_of(_ACTOR_PORT),
+            "outputs": list_of(_ACTOR_PORT),
+            "state": NAMES,
+            "dropped_outputs": NAMES,
+            "lifted_state": dict_of(STR),
+        },
+    ),
     "exploy_dsl.hashes": record(
         {}, {"algorithm": STR, "stages": dict_of(STR), "actor_weights": STR}
     ),

@@ -73,7 +73,11 @@ def test_compile_uses_the_programs_own_actor(
     onnx.checker.check_model(model, full_check=True)
     meta = {p.key: p.value for p in model.metadata_props}
     assert json.loads(meta["exploy_dsl.actor"]) == {
-        "source": "torch module Sequential (dynamo export)"
+        "source": "torch module Sequential (dynamo export)",
+        "exporter": "dynamo",
+        "inputs": [{"name": "obs", "shape": [1, 48], "dtype": "float32", "binds": "obs"}],
+        "outputs": [{"name": "actions", "shape": [1, 12], "dtype": "float32", "binds": "actions"}],
+        "state": [],
     }
     _, actions = first_actions(model)
     assert actions.shape == (1, 12) and actions.any()

@@ -406,3 +406,44 @@ def test_extra_outputs_are_dropped_once_the_action_output_is_chosen(
     np.testing.assert_allclose(runtime.step({"x": x})["actions"], expected, atol=1e-6)
     assert [o.name for o in file.graph.output][:2] == ["actions", "obs"]
     assert check_parity(file, p, path, steps=50).ok
+
+
+# -- what a deployer reads: inspect, explain, diff ---------------------------------------------
+
+
+def test_explain_inspect_and_diff_show_the_actor_signature_and_its_state(tmp_path: Path) -> None:
+    from compiler.tools._diff import diff_contracts
+    from compiler.tools._explain import render_explain
+    from compiler.tools._inspect import render_inspect
+
+    torch.manual_seed(0)
+    small = compile_program(program(1), LSTMPolicy(1), exporter="torchscript")
+    text = render_explain(read_contract(small), "small.onnx")
+    assert "  input h_in float32[1, 1, 8] <- memory 'h'" in text
+    assert "  output c_out float32[1, 1, 8] -> memory 'c'" in text
+    assert "  recurrent state: h, c (memory, written on policy steps only" in text
+    shown = render_inspect(read_contract(small), "small.onnx")
+    assert "memory.h  float32 [1, 1, 8]  init" in shown and "(the actor's recurrent state)" in shown
+
+    global HIDDEN
+    saved, HIDDEN = HIDDEN, 16
+    try:
+        torch.manual_seed(0)
+        wide = compile_program(program(1), LSTMPolicy(1), exporter="torchscript")
+    finally:
+        HIDDEN = saved
+    differences = diff_contracts(read_contract(small), read_contract(wide))
+    state = [d for d in differences if d.topic == "actor state"]
+    assert state and state[0].breaks
+    assert '{"h": [1, 1, 8], "c": [1, 1, 8]} -> {"h": [1, 1, 16], "c": [1, 1, 16]}' in state[0].text
+
+
+def test_explain_lists_the_outputs_it_dropped(tmp_path: Path) -> None:
+    from compiler.tools._explain import render_explain
+
+    p = program(declare=False)
+    p.actor(actions="view")
+    file = compile_program(p, sb3_like_file(tmp_path))
+    text = render_explain(read_contract(file), "sb3.onnx")
+    assert "  dropped outputs (computed, never used): linear_4, sum_1" in text
+    assert "  output view float32[1, 3] -> the actions" in text
