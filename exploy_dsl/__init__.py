@@ -13,9 +13,12 @@ from exploy_dsl._errors import (
     ExployDslError,
     ExployDslWarning,
     FileContractError,
+    NonFiniteConstantError,
+    OnnxRuntimeLoadError,
     OutputPathError,
     RuntimeInputError,
     StageError,
+    VerificationError,
 )
 
 if _typing.TYPE_CHECKING:
@@ -107,7 +110,9 @@ __all__ = [
     "JointTargets",
     "Joints",
     "Memory",
+    "NonFiniteConstantError",
     "ObsTerm",
+    "OnnxRuntimeLoadError",
     "Output",
     "OutputPathError",
     "Port",
@@ -119,6 +124,7 @@ __all__ = [
     "StageGraph",
     "Term",
     "TracedProgram",
+    "VerificationError",
     "Wire",
     "__version__",
     "call_script",

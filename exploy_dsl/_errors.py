@@ -45,3 +45,15 @@ class ExployDslWarning(UserWarning):
 
 class ArticulationWarning(ExployDslWarning):
     """Joint targets go to another articulation than the one their joints are read from."""
+
+
+class NonFiniteConstantError(CompileError):
+    """A weight of the actor or a constant of a stage holds NaN or infinity (a diverged run)."""
+
+
+class VerificationError(CompileError):
+    """onnxruntime cannot load or run the compiled file, so nothing was written."""
+
+
+class OnnxRuntimeLoadError(FileContractError):
+    """onnxruntime cannot load a file (e.g. an op it does not know, from an older compile)."""

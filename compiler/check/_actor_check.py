@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import onnxruntime as ort
 
 from compiler.check._compare import SignalComparator, SignalErrors, Tolerance
 from exploy_dsl import Actor
 from exploy_dsl.reference._interpreter import reference_actor
+from exploy_dsl.runtime._session import load_session
 
 ActorStatus = Literal["ok", "fail", "skipped"]
 DEFAULT_SAMPLES = 64
@@ -52,11 +52,10 @@ def check_actor(
             f"the actor is ONNX ({actor.source}): there is no torch module to compare its "
             "graph with; the reference runs that same graph in NumPy",
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.log_severity_level = 3
-    session = ort.InferenceSession(
-        actor.model.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    session = load_session(
+        actor.model.SerializeToString(),
+        f"the exported actor ({actor.source})",
+        fix="export the actor with standard ONNX ops only",
     )
     module, signature = reference_actor(actor.module, actor.signature)
     rng = np.random.default_rng(seed)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
-from exploy_dsl._errors import RuntimeInputError
+from exploy_dsl._errors import FileContractError, RuntimeInputError
 from exploy_dsl.contract._reader import FileContract, load_model, read_contract
 from exploy_dsl.contract._wires import STEP_COUNT, in_to_out, is_memory
+from exploy_dsl.runtime._session import load_session
 
 
 class Runtime:
@@ -42,13 +42,8 @@ class Runtime:
         model = load_model(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
         self.contract: FileContract = read_contract(model, label)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # memory initializers as inputs are on purpose
-        self._session = ort.InferenceSession(
-            model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-        )
+        _refuse_non_finite_initial_values(self.contract, label)
+        self._session = load_session(model.SerializeToString(), label, threads=threads)
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._first_tick = first_tick
         self._inputs = {w.name: w for w in self.contract.inputs}
@@ -106,6 +101,21 @@ class Runtime:
                 )
             feeds[name] = _cast(value, wire.np_dtype, name)
         return feeds
+
+
+def _refuse_non_finite_initial_values(contract: FileContract, label: str) -> None:
+    """A robot would start from these values: compile refuses them, so does the runtime."""
+    for wire, value in contract.initial_values.items():
+        if value.dtype.kind != "f" or np.isfinite(value).all():
+            continue
+        bad = np.flatnonzero(~np.isfinite(value.reshape(-1)))
+        name = wire[len("memory.") : -len(".in")]
+        shown = ", ".join(f"[{i}] = {value.reshape(-1)[i]}" for i in bad[:3])
+        raise FileContractError(
+            f"{label}: the initial value of memory {name!r} ({wire!r}) holds NaN or infinity "
+            f"at {bad.size} element(s) ({shown}); a robot would start from it. Fix: give the "
+            "memory a finite init in the program and recompile (compile refuses this)."
+        )
 
 
 def _cast(value: np.ndarray, dtype: np.dtype[Any], name: str) -> np.ndarray:
