@@ -395,6 +395,7 @@ def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: E
         raise ActorError(f"actor file {str(path)!r} does not exist. Fix: check the path.")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
+        _refuse_missing_external_data(path)
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
@@ -416,6 +417,25 @@ def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: E
         f"actor file {str(path)!r} has suffix {suffix!r}; expected .onnx or .pt "
         "(a module saved with torch.save, or TorchScript)."
     )
+
+
+def _refuse_missing_external_data(path: Path) -> None:
+    """torch's exporter keeps weights in ``<name>.onnx.data`` by default; it must come along."""
+    try:
+        header = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - a broken file is reported by the full load
+        return
+    for init in header.graph.initializer:
+        if init.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in init.external_data if e.key == "location"), "")
+        data = path.parent / location
+        if not data.is_file():
+            raise ActorError(
+                f"actor {str(path)!r} keeps its weights (e.g. {init.name!r}) in the external "
+                f"file {str(data)!r}, which is missing. Fix: copy the .data file along with the "
+                ".onnx file, or re-export with torch.onnx.export(..., external_data=False)."
+            )
 
 
 def _load_torch_file(path: Path, torch: Any) -> Any:

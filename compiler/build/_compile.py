@@ -15,11 +15,13 @@ import onnx.shape_inference
 from compiler.build._actor import Exporter, prepare_actor
 from compiler.build._articulation import target_articulations
 from compiler.build._exploy_rules import check_program, declared_metadata
+from compiler.build._finite import check_finite
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._stitch import stitch
 from compiler.build._targets import parse_target, resolve_versions
+from compiler.build._verify import serialized, verify_in_onnxruntime
 from compiler.build._write import write_atomic
 from exploy_dsl import ArticulationWarning, CompileError, Program, TracedProgram, trace
 
@@ -39,7 +41,8 @@ def compile_program(
     stamp: bool = False,
     output: str | os.PathLike[str] | None = None,
 ) -> onnx.ModelProto:
-    """Trace, check sizes, stitch, add initializers and metadata, verify; optionally write.
+    """Trace, check sizes and finiteness, stitch, add initializers and metadata, verify with
+    onnx.checker and onnxruntime (one tick of each mode); optionally write.
 
     ``target="onnxruntime==1.16"`` picks the highest opset and IR version that onnxruntime
     release runs (explicit ``opset``/``ir_version`` must not exceed them); without a target
@@ -65,6 +68,7 @@ def compile_program(
     traced, loaded = prepare_actor(
         actor, traced, opset=opset, exporter=exporter, stage_opset=DEFAULT_OPSET
     )
+    check_finite(traced, loaded)
     model = stitch(traced, loaded)
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
@@ -95,6 +99,8 @@ def compile_program(
             f"the compiled file for program {traced.program.name!r} fails onnx.checker "
             f"(opset {opset}, IR {ir_version}): {' '.join(str(exc).split())[:500]}"
         ) from None
+    data = serialized(model)
+    verify_in_onnxruntime(data, traced, opset, ir_version)
     if output is not None:
-        write_atomic(model.SerializeToString(deterministic=True), Path(output))
+        write_atomic(data, Path(output))
     return model

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -11,7 +12,12 @@ from exploy_dsl import CompileError
 
 
 def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
-    """Write ``data`` to a temporary file beside ``path`` and rename it into place."""
+    """Write ``data`` to a temporary file beside ``path`` and rename it into place.
+
+    The file gets the mode an ordinary write would give it: an existing file keeps its mode,
+    a new one gets ``0o666 & ~umask`` (not the temporary file's 0600, which would hide it from
+    a controller running as another user).
+    """
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     try:
@@ -37,7 +43,10 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
             f"cannot write {str(target)!r}: {exc.strerror or exc}. "
             "Fix: choose a folder you can write to."
         ) from None
+    mode = _ordinary_mode(target)
     try:
+        if hasattr(os, "fchmod"):
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -52,3 +61,14 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
             ) from None
         raise
     return target
+
+
+def _ordinary_mode(target: Path) -> int:
+    """What ``open(target, "w")`` would leave: the existing mode, else 0o666 minus the umask."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except OSError:
+        pass
+    umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask

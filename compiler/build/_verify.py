@@ -1,0 +1,57 @@
+"""Before writing: the stitched file must load in onnxruntime and run a tick of each mode."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from exploy_dsl import TracedProgram, VerificationError
+from exploy_dsl.runtime._session import open_session, ort_message
+
+STEP_COUNT = "ctx.step_count"
+
+
+def verify_in_onnxruntime(data: bytes, traced: TracedProgram, opset: int, ir_version: int) -> None:
+    """Load ``data`` and run ticks 0 (policy step) and 1 (apply-only step, when decimation > 1).
+
+    Inputs are zeros (False for bool), memory its initial values: what a controller feeds
+    first. onnx.checker accepts ops onnxruntime lacks (a custom domain) and kernels it lacks
+    at an opset; only running the file finds those, and a file that fails here must not be
+    written.
+    """
+    program = traced.program
+    where = f"(onnxruntime {ort.__version__}, opset {opset}, IR {ir_version})"
+    fix = (
+        "Fix: an actor op from a custom domain cannot run in onnxruntime: export the actor "
+        "with standard ONNX ops only; for an opset or kernel onnxruntime lacks, compile with "
+        "another --opset or --target"
+    )
+    try:
+        session = open_session(data)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind exception types
+        raise VerificationError(
+            f"onnxruntime cannot load the compiled file of program {program.name!r} {where}: "
+            f"{ort_message(exc)}. Nothing was written. {fix}."
+        ) from None
+    feeds: dict[str, np.ndarray] = {
+        port.wire: np.zeros(port.file_shape, port.np_dtype) for port in program.inputs
+    }
+    feeds.update({mem.wire_in: mem.init for mem in program.memories})
+    outputs = [o.name for o in session.get_outputs()]
+    ticks = (0, 1) if program.decimation > 1 else (0,)
+    for tick in ticks:
+        mode = "policy step" if tick % program.decimation == 0 else "apply-only step"
+        try:
+            session.run(outputs, {**feeds, STEP_COUNT: np.array(tick, np.int32)})
+        except Exception as exc:  # noqa: BLE001
+            raise VerificationError(
+                f"the compiled file of program {program.name!r} fails in onnxruntime {where} "
+                f"at tick {tick} ({mode}, zero inputs, initial memory): {ort_message(exc)}. "
+                f"Nothing was written. {fix}."
+            ) from None
+
+
+def serialized(model: onnx.ModelProto) -> bytes:
+    """The bytes written to disk: deterministic, so the same program gives the same file."""
+    return model.SerializeToString(deterministic=True)
