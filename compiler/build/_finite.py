@@ -8,9 +8,8 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 
-from exploy_dsl import NonFiniteConstantError, TracedProgram
-
 from compiler.build._actor import Actor
+from exploy_dsl import NonFiniteConstantError, TracedProgram
 
 _FLOATS = {
     onnx.TensorProto.FLOAT,
@@ -50,7 +49,9 @@ def _refuse(values: np.ndarray, what: str, fix: str) -> None:
         return
     kinds = sorted({"NaN" if np.isnan(flat[i]) else "infinity" for i in bad})
     where = ", ".join(
-        str([int(k) for k in np.unravel_index(int(i), values.shape)]) if values.ndim > 1 else f"[{i}]"
+        str([int(k) for k in np.unravel_index(int(i), values.shape)])
+        if values.ndim > 1
+        else f"[{i}]"
         for i in bad[:3]
     )
     raise NonFiniteConstantError(
