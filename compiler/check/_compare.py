@@ -48,14 +48,19 @@ class SignalComparator:
     def __init__(
         self,
         sizes: Mapping[str, int],
-        tolerance: Tolerance,
+        tolerance: Tolerance | Mapping[str, Tolerance],
         *,
         keep_history: bool = False,
     ) -> None:
         self._names = tuple(sizes)
-        self._tol = tolerance
+        self._tol = (
+            {n: tolerance for n in self._names}
+            if isinstance(tolerance, Tolerance)
+            else {n: tolerance[n] for n in self._names}
+        )
         self._ref = {n: np.zeros((_BLOCK, size), np.float64) for n, size in sizes.items()}
         self._got = {n: np.zeros((_BLOCK, size), np.float64) for n, size in sizes.items()}
+        self._finite = np.ones(_BLOCK, bool)  # whether that tick's inputs were all finite
         self._row = 0  # next free row of the block
         self._tick = 0  # tick of row 0 of the block
         self._stats = {n: _Running() for n in self._names}
@@ -63,12 +68,23 @@ class SignalComparator:
             {n: [] for n in self._names} if keep_history else None
         )
 
-    def add(self, reference: Mapping[str, np.ndarray], compiled: Mapping[str, np.ndarray]) -> None:
-        """One tick of both sides, by output name."""
+    def add(
+        self,
+        reference: Mapping[str, np.ndarray],
+        compiled: Mapping[str, np.ndarray],
+        *,
+        finite_inputs: bool = True,
+    ) -> None:
+        """One tick of both sides, by output name.
+
+        On ``finite_inputs`` a NaN on either side is a divergence even where both sides agree:
+        a NaN computed from finite inputs is a wrong file (e.g. a diverged actor), not parity.
+        """
         row = self._row
         for name in self._names:
             self._ref[name][row] = reference[name].reshape(-1)
             self._got[name][row] = compiled[name].reshape(-1)
+        self._finite[row] = finite_inputs
         self._row += 1
         if self._row == _BLOCK:
             self._flush()
@@ -97,7 +113,7 @@ class SignalComparator:
             return
         for name in self._names:
             ref, got = self._ref[name][:rows], self._got[name][:rows]
-            self._stats[name].update(ref, got, self._tick, self._tol)
+            self._stats[name].update(ref, got, self._finite[:rows], self._tick, self._tol[name])
             if self._kept is not None:
                 self._kept[name].append((ref.copy(), got.copy()))
         self._tick += rows
@@ -114,14 +130,15 @@ class _Running:
         self.bad_ticks = 0
         self.first: tuple[int, int, float, float] | None = None
 
-    def update(self, ref: np.ndarray, got: np.ndarray, tick0: int, tol: Tolerance) -> None:
+    def update(
+        self, ref: np.ndarray, got: np.ndarray, finite: np.ndarray, tick0: int, tol: Tolerance
+    ) -> None:
+        bad, err = compare(ref, got, tol, finite[:, None])
         with np.errstate(invalid="ignore", over="ignore"):
-            diff = np.abs(got - ref)
-            same = (got == ref) | (np.isnan(got) & np.isnan(ref))
-            err = np.where(same, 0.0, np.nan_to_num(diff, nan=np.inf))
-            bad = err > tol.atol + tol.rtol * np.abs(ref)
             scale = np.abs(ref)
-            rel = np.divide(err, scale, out=np.zeros_like(err), where=scale > 0)
+            rel = np.divide(
+                err, scale, out=np.zeros_like(err), where=np.isfinite(scale) & (scale > 0)
+            )
         if err.size == 0:
             return
         worst = np.unravel_index(int(np.argmax(err)), err.shape)
@@ -133,8 +150,12 @@ class _Running:
         self.bad_ticks += int(bad_rows.size)
         if self.first is None and bad_rows.size:
             row = int(bad_rows[0])
-            # The element furthest out of tolerance at the first bad tick.
-            excess = np.where(bad[row], err[row] - tol.rtol * np.abs(ref[row]), -np.inf)
+            # The element furthest out of tolerance at the first bad tick (non-finite first).
+            with np.errstate(invalid="ignore", over="ignore"):
+                excess = np.where(
+                    np.isfinite(ref[row]), err[row] - tol.rtol * np.abs(ref[row]), np.inf
+                )
+            excess = np.where(bad[row], np.nan_to_num(excess, nan=np.inf), -np.inf)
             col = int(np.argmax(excess))
             self.first = (tick0 + row, col, float(ref[row, col]), float(got[row, col]))
 
@@ -152,6 +173,27 @@ class _Running:
             first_ref,
             first_got,
         )
+
+
+def compare(
+    ref: np.ndarray, got: np.ndarray, tol: Tolerance, finite_inputs: np.ndarray | bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(bad, err)`` element by element, with non-finite values compared explicitly.
+
+    Finite against finite: out of tolerance when ``err > atol + rtol * |ref|``. Infinity
+    must meet the same infinity (a tolerance relative to an infinite reference would accept
+    anything). NaN is bad against anything but NaN, and against NaN too where the inputs were
+    finite. ``err`` is ``|got - ref|``, 0 where both are equal, infinity where either is NaN.
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        both_nan = np.isnan(got) & np.isnan(ref)
+        same = (got == ref) | both_nan
+        err = np.where(same, 0.0, np.nan_to_num(np.abs(got - ref), nan=np.inf, posinf=np.inf))
+        finite = np.isfinite(ref) & np.isfinite(got)
+        out_of_tolerance = err > tol.atol + tol.rtol * np.abs(np.where(finite, ref, 0.0))
+        bad = np.where(finite, out_of_tolerance, ~same) | (both_nan & finite_inputs)
+    err = np.where(both_nan & finite_inputs, np.inf, err)
+    return bad, err
 
 
 def first_divergence(errors: Sequence[SignalErrors]) -> tuple[SignalErrors, ...]:

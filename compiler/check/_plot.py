@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from types import ModuleType
 
 import numpy as np
@@ -37,7 +38,7 @@ def plot_report(
     run = _worst_run(report)
     if run is None:
         raise ExployDslError("nothing to plot: no parity run was made (see the report).")
-    signals = _worst_signals(run, report.tolerance, max_signals)
+    signals = _worst_signals(run, report.tolerances or report.tolerance, max_signals)
     ticks = np.arange(run.ticks)
     fig, axes = plt.subplots(len(signals), 1, figsize=(10, 2.4 * len(signals)), sharex=True)
     axes = np.atleast_1d(axes)
@@ -72,7 +73,9 @@ def _worst_run(report: ParityReport) -> RunReport | None:
     return chosen[0] if chosen else None
 
 
-def _worst_signals(run: RunReport, tolerance: Tolerance, count: int) -> list[tuple[str, int, str]]:
+def _worst_signals(
+    run: RunReport, tolerance: Tolerance | Mapping[str, Tolerance], count: int
+) -> list[tuple[str, int, str]]:
     """(output, flat element, title) of the worst elements, out-of-tolerance ones first.
 
     An element's score is its largest error as a multiple of its tolerance; each output's
@@ -84,9 +87,10 @@ def _worst_signals(run: RunReport, tolerance: Tolerance, count: int) -> list[tup
         reference, compiled = run.history[out.name]
         if reference.size == 0:
             continue
+        tol = tolerance if isinstance(tolerance, Tolerance) else tolerance[out.name]
         with np.errstate(invalid="ignore"):
             err = np.nan_to_num(np.abs(compiled - reference), nan=np.inf)
-            score = (err / (tolerance.atol + tolerance.rtol * np.abs(reference))).max(axis=0)
+            score = (err / (tol.atol + tol.rtol * np.abs(reference))).max(axis=0)
         for rank, flat in enumerate(np.argsort(-score, kind="stable")[:count]):
             worst = float(err[:, flat].max())
             candidates.append((score[flat] <= 1.0, rank, -score[flat], out.name, int(flat), worst))

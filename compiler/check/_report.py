@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +12,7 @@ from compiler.check._compare import Tolerance
 from compiler.check._element_names import ElementNames
 from compiler.check._file_vs_program import Mismatch
 from compiler.check._inputs import InputStream
+from compiler.check._tolerances import describe
 
 CONVENTIONS = {0: "our runtime", 1: "exploy's C++ controller"}
 
@@ -51,8 +53,43 @@ class Divergence:
         return (
             f"tick {self.tick} (episode {self.episode}, ctx.step_count {self.step_count}, "
             f"{mode}), {self.element}: reference {self.reference:.7g}, compiled "
-            f"{self.compiled:.7g} (|diff| {abs(self.compiled - self.reference):.3g}){others}"
+            f"{self.compiled:.7g} ({self._difference()}){others}"
         )
+
+    @property
+    def non_finite(self) -> bool:
+        return not (math.isfinite(self.reference) and math.isfinite(self.compiled))
+
+    @property
+    def both_non_finite(self) -> bool:
+        return not (math.isfinite(self.reference) or math.isfinite(self.compiled))
+
+    def _difference(self) -> str:
+        if math.isnan(self.reference) and math.isnan(self.compiled):
+            return "NaN computed from finite inputs"
+        if self.non_finite:
+            return "a non-finite value must be matched exactly"
+        return f"|diff| {abs(self.compiled - self.reference):.3g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnosis:
+    """What tells the actor from the stages in one run.
+
+    ``stages``: the program's stages fed the file's own actions against the file (everything
+    but the actor, compared exactly). ``actor_*``: the given actor on the observations those
+    stages computed against the file's ``actions``, at the ``policy_steps`` of the run.
+    """
+
+    stages: tuple[OutputReport, ...]
+    stages_first: Divergence | None
+    policy_steps: int
+    actor_max_abs: float
+    actor_first: Divergence | None
+
+    @property
+    def ok(self) -> bool:
+        return self.stages_first is None and self.actor_first is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +106,7 @@ class RunReport:
         default_factory=dict, repr=False, compare=False
     )
     names: ElementNames | None = field(default=None, repr=False, compare=False)
+    diagnosis: Diagnosis | None = None
 
     def element(self, output: str, flat: int) -> str:
         """The element's label (``x[4] = FR_thigh``), or ``x[4]`` without names."""
@@ -76,7 +114,21 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return self.skipped is None and self.first is None
+        """Parity holds: end to end, or (with a diagnosis) stages and actor each hold.
+
+        End-to-end differences beyond tolerance while stages and actor each hold are the
+        actor's rounding amplified downstream (``amplified``), not a divergence of the file.
+        """
+        if self.skipped is not None:
+            return False
+        if self.diagnosis is None:
+            return self.first is None
+        return self.diagnosis.ok
+
+    @property
+    def amplified(self) -> bool:
+        """End to end beyond tolerance, explained by the actor's rounding amplified downstream."""
+        return self.ok and self.first is not None
 
     @property
     def label(self) -> str:
@@ -96,6 +148,10 @@ class ParityReport:
     actor: ActorReport
     runs: tuple[RunReport, ...]
     notes: tuple[str, ...] = ()  # hints that do not decide the result (e.g. another actor)
+    tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per output, resolved
+
+    def tolerance_for(self, output: str) -> Tolerance:
+        return self.tolerances.get(output, self.tolerance)
 
     @property
     def ticks(self) -> int:
@@ -107,12 +163,11 @@ class ParityReport:
 
     def render(self) -> str:
         """The report as text a person can act on."""
-        tol = self.tolerance
         lines = [
             f"exploy-dsl check: {self.file} against program {self.program}",
             f"inputs: {self.stream.source}, {self.ticks} ticks in {self.stream.episodes} "
             "episode(s) (both sides reset together); "
-            f"tolerance |compiled - reference| <= {tol.atol:g} + {tol.rtol:g} * |reference|",
+            f"tolerance {describe(self.tolerance, self.tolerances)}",
             "",
         ]
         if self.static:
@@ -134,27 +189,67 @@ class ParityReport:
 
     def verdict(self) -> str:
         if self.ok:
+            amplified = [run for run in self.runs if run.amplified]
+            if amplified:
+                return (
+                    "result: OK, parity holds (the stages match exactly on the file's own "
+                    "actions and the actor matches on the same observations; end-to-end "
+                    "differences beyond tolerance are the actor's float32 rounding amplified "
+                    "downstream)"
+                )
             return "result: OK, parity holds"
         causes: list[str] = []
         if self.static:
             causes.append(f"the file differs from the program in {len(self.static)} place(s)")
         failed = [run for run in self.runs if not run.ok]
-        if any(run.skipped for run in failed):
-            causes.append("parity not run (the file's inputs differ from the program's)")
+        skipped = [run.skipped for run in failed if run.skipped]
+        if skipped:
+            causes.append(f"parity not run ({skipped[0]})")
         for run in failed:
             if run.first is not None:
                 causes.append(
                     f"{run.label} diverges at tick {run.first.tick} on {run.first.output}"
                 )
+        stages = [
+            (r.label, r.diagnosis.stages_first)
+            for r in failed
+            if r.diagnosis is not None and r.diagnosis.stages_first is not None
+        ]
+        actors = [
+            (r.label, r.diagnosis.actor_first)
+            for r in failed
+            if r.diagnosis is not None and r.diagnosis.actor_first is not None
+        ]
+        if stages:
+            label, first = stages[0]
+            causes.append(
+                "fed the file's own actions, the program's stages still diverge from the file "
+                f"({label}, tick {first.tick} on {first.output}), so the difference lies in the "
+                "file's stages or stitching"
+            )
+        elif actors and actors[0][1].both_non_finite:
+            label, first = actors[0]
+            causes.append(
+                f"the actor computes {first.compiled:g} from finite observations, in the file "
+                f"and as given ({label}, tick {first.tick}, {first.element}): its weights hold "
+                "NaN or infinity (a diverged checkpoint?)"
+            )
+        elif actors:
+            label, first = actors[0]
+            causes.append(
+                "the program's stages match the file on the file's own actions, but on the same "
+                f"observations the actor differs from the file's ({label}, tick {first.tick}, "
+                f"{first.element}), so the difference lies in the actor inside the file"
+            )
         if self.actor.status == "fail":
             causes.append(
                 "the exported actor differs from the torch module: an exporter problem, "
                 "which the parity runs inherit"
             )
-        elif self.actor.status == "ok" and any(run.first for run in failed):
+        elif self.actor.status == "ok" and actors and not stages:
             causes.append(
-                "the exported actor matches the torch module, so the difference lies in the "
-                "file's stages or stitching"
+                "the exported actor matches the torch module alone, so the file holds another "
+                "actor than the one given (see the note) or its stitching changed the actor"
             )
         return "result: FAIL: " + "; ".join(causes)
 
@@ -178,13 +273,48 @@ def _run_lines(run: RunReport) -> list[str]:
     if run.skipped is not None:
         return [f"parity, {run.label}: not run: {run.skipped}"]
     lines = [f"parity, {run.label}: {'ok' if run.ok else 'FAIL'}"]
-    if run.first is not None:
+    if run.first is not None and not run.amplified:
         lines.append(f"  first divergence: {run.first.describe()}")
-    width = max([len("output"), *(len(o.name) for o in run.outputs)])
-    lines.append(f"  {'output':<{width}}  {'max abs':>9}  {'max rel':>9}  worst element")
-    for out in run.outputs:
+    elif run.first is not None:
+        lines.append(f"  end to end, first beyond tolerance: {run.first.describe()}")
+    lines += _table(run, run.outputs, "over" if run.amplified else "FAIL")
+    diagnosis = run.diagnosis
+    if diagnosis is None:
+        return lines
+    if diagnosis.stages_first is None:
+        worst = max((o.max_abs for o in diagnosis.stages), default=0.0)
+        lines.append(f"  stages fed the file's own actions: ok (max abs {worst:.3g})")
+    else:
+        lines.append(
+            f"  stages fed the file's own actions: FAIL, first divergence: "
+            f"{diagnosis.stages_first.describe()}"
+        )
+    if diagnosis.actor_first is None:
+        lines.append(
+            f"  actor on the same observations: ok (max abs {diagnosis.actor_max_abs:.3g} over "
+            f"{diagnosis.policy_steps} policy steps)"
+        )
+    else:
+        lines.append(
+            f"  actor on the same observations: FAIL, first divergence: "
+            f"{diagnosis.actor_first.describe()}"
+        )
+    if run.amplified:
+        over = [o.name for o in run.outputs if not o.ok]
+        lines.append(
+            f"  end to end beyond tolerance on {', '.join(over)}: the actor's float32 rounding "
+            "amplified downstream (the stages are exact on the file's own actions and the actor "
+            "matches on the same observations), not a divergence of the file"
+        )
+    return lines
+
+
+def _table(run: RunReport, outputs: tuple[OutputReport, ...], word: str) -> list[str]:
+    width = max([len("output"), *(len(o.name) for o in outputs)])
+    lines = [f"  {'output':<{width}}  {'max abs':>9}  {'max rel':>9}  worst element"]
+    for out in outputs:
         where = f"tick {out.worst_tick}, {out.worst}" if out.max_abs > 0 else "-"
-        mark = "" if out.ok else f"  FAIL on {out.bad_ticks}/{run.ticks} ticks"
+        mark = "" if out.ok else f"  {word} on {out.bad_ticks}/{run.ticks} ticks"
         lines.append(
             f"  {out.name:<{width}}  {out.max_abs:>9.3g}  {out.max_rel:>9.3g}  {where}{mark}"
         )

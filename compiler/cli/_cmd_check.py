@@ -10,6 +10,7 @@ from compiler.check._inputs import load_trace, save_trace
 from compiler.check._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVENTIONS, check_parity
 from compiler.check._plot import plot_report, require_matplotlib
 from compiler.check._progress import Progress
+from compiler.check._tolerances import parse_cli
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
@@ -36,6 +37,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--rtol", type=float, default=DEFAULT_TOLERANCE, help="relative tolerance (1e-5)"
     )
+    p.add_argument(
+        "--tolerance",
+        action="append",
+        metavar="GLOB=ATOL[,RTOL]",
+        help="tolerance of the outputs a wire name or glob matches (repeatable; an exact name "
+        "wins, else the last matching glob), e.g. 'output.joint_targets.*.effort=1e-4'",
+    )
     p.add_argument("--trace", metavar="IN.npz", help="replay a recorded input trace")
     p.add_argument(
         "--record-trace", metavar="OUT.npz", help="save the input stream used, for replay"
@@ -47,6 +55,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    tolerances = parse_cli(args.tolerance)  # a malformed option fails before any work
     inputs: dict[str, str | None] = {
         "the file checked": args.file,
         "the program file": args.program,
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         atol=args.atol,
         rtol=args.rtol,
+        tolerances=tolerances,
         inputs=stream,
         keep_history=args.plot is not None,
         progress=progress,

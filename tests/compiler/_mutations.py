@@ -92,3 +92,30 @@ def scale_initializer(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
     array = numpy_helper.to_array(init) * np.float32(factor)
     init.CopyFrom(numpy_helper.from_array(array.astype(np.float32), init.name))
     return mutated
+
+
+def set_constant_element(
+    model: onnx.ModelProto, like: np.ndarray, index: int, value: float
+) -> onnx.ModelProto:
+    """The Constant holding ``like`` (e.g. an inlined actor weight) gets ``value`` at ``index``.
+
+    What a diverged checkpoint looks like once inside a file that compile did not refuse.
+    """
+    mutated = onnx.ModelProto.FromString(model.SerializeToString())
+    graphs = [mutated.graph]
+    found = []
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+            if node.op_type != "Constant":
+                continue
+            (attr,) = [a for a in node.attribute if a.name == "value"]
+            array = numpy_helper.to_array(attr.t)
+            if array.shape == like.shape and np.array_equal(array, like):
+                found.append(attr)
+    assert len(found) == 1, f"{len(found)} constants hold that array"
+    array = numpy_helper.to_array(found[0].t).copy()
+    array.reshape(-1)[index] = value
+    found[0].t.CopyFrom(numpy_helper.from_array(array))
+    return mutated

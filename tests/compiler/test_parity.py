@@ -149,7 +149,14 @@ def test_a_changed_action_scale_is_found_at_the_first_policy_step(
     # With exploy's convention the first policy step is the fourth call (k=4).
     assert "tick 3 (episode 1, ctx.step_count 4, policy step)" in first_line(out, 1)
     assert "file against program: ok" in out
-    assert "lies in the file's stages or stitching" not in out  # no torch actor to tell
+    # Even with an ONNX actor: fed the file's own actions, the stages alone diverge.
+    assert "  stages fed the file's own actions: FAIL, first divergence: tick 0 " in out
+    assert "  actor on the same observations: ok (max abs " in out
+    assert out.splitlines()[-1].endswith(
+        "fed the file's own actions, the program's stages still diverge from the file (first "
+        f"call k=0 (our runtime), tick 0 on {POS}), so the difference lies in the file's "
+        "stages or stitching"
+    )
     assert out.splitlines()[-1].startswith("result: FAIL")
 
 
@@ -326,8 +333,8 @@ def test_a_faithful_export_passes_alone_and_blames_the_stitching(
     broken = check_parity(plant.swap_outputs(model, "out", "memory.actions.out"), program, actor)
     assert broken.actor.status == "ok" and not broken.ok
     assert broken.verdict().endswith(
-        "the exported actor matches the torch module, so the difference lies in the file's "
-        "stages or stitching"
+        "the program's stages still diverge from the file (first call k=0 (our runtime), tick 0 "
+        "on out), so the difference lies in the file's stages or stitching"
     )
 
 
