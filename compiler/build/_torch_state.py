@@ -105,9 +105,19 @@ def _differs(first: Any, second: Any, torch: Any) -> bool:
         isinstance(a, torch.Tensor)
         and isinstance(b, torch.Tensor)
         and a.shape == b.shape
-        and not torch.equal(a, b)
+        and not _same(a, b, torch)
         for a, b in zip(firsts, seconds, strict=False)
     )
+
+
+def _same(a: Any, b: Any, torch: Any) -> bool:
+    """Equal, NaN where NaN: a diverged network repeats its NaN, it is not random."""
+    if torch.equal(a, b):
+        return True
+    if not a.is_floating_point():
+        return False
+    nan = torch.isnan(a)
+    return bool(torch.equal(nan, torch.isnan(b)) and torch.equal(a[~nan], b[~nan]))
 
 
 def _copy(module: Any, torch: Any) -> Any:
