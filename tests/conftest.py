@@ -12,6 +12,8 @@ from compiler import compile_program
 from compiler.cli._program_file import ProgramFile, load_program_file
 from tests._support import EXAMPLES, Compiled, MlpActor, mlp_actor
 
+pytest_plugins = ["pytester"]  # the testing kit's plugin is tested in a pytest of its own
+
 # The seeded ONNX actors of the two reference programs (DESIGN.md section 5).
 ACTOR_SIZES = {"tutorial": (10, 2, 1), "quadruped": (48, 12, 2)}
 

@@ -107,3 +107,25 @@ def test_every_warning_is_an_exploy_dsl_warning() -> None:
     assert all(issubclass(w, exploy_dsl.ExployDslWarning) for w in found)
     assert issubclass(exploy_dsl.ExployDslWarning, UserWarning)
     assert issubclass(exploy_dsl.OutputPathError, exploy_dsl.ExployDslError)
+
+
+TESTING_API = [
+    "FileRunner",
+    "ProgramRunner",
+    "TickResult",
+    "assert_golden",
+    "assert_parity",
+    "neutral_inputs",
+    "record_golden",
+]
+
+
+def test_the_testing_kit_is_pinned_and_imports_no_hypothesis_until_asked() -> None:
+    import subprocess
+    import sys
+
+    import exploy_dsl.testing
+
+    assert sorted(exploy_dsl.testing.__all__) == TESTING_API
+    code = "import sys, exploy_dsl.testing; assert 'hypothesis' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

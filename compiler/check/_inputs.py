@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from exploy_dsl import ExployDslError, Input, Program, RuntimeInputError
+from exploy_dsl.authoring._domains import input_domain
 
 # The key of the optional per-tick reset flags in a trace file (every other key is an input).
 RESET_KEY = "reset"
@@ -89,44 +90,20 @@ def random_stream(
 
 def _random(port: Input, ticks: int, rng: np.random.Generator) -> np.ndarray:
     shape = (ticks, *port.file_shape)
-    meta = port.metadata or {}
-    if port.dtype == "bool":
+    domain = input_domain(port)
+    if domain.kind == "bool":
         return rng.random(shape) < 0.5
-    low, high = _bounds(meta, port.shape[-1])
-    if port.dtype == "int32":
+    low, high = domain.low, domain.high
+    if domain.kind == "int":
         if low is None or high is None:
             return rng.integers(-5, 6, shape).astype(np.int32)
         return np.floor(rng.uniform(low, np.asarray(high) + 1.0, shape)).astype(np.int32)
-    if port.name.endswith("w_Q_b") and port.shape[-1] == 4:
+    if domain.kind == "quaternion":
         q = rng.normal(size=shape)
         return (q / np.linalg.norm(q, axis=-1, keepdims=True)).astype(np.float32)
     if low is None or high is None:
         return rng.normal(size=shape).astype(np.float32)
     return rng.uniform(low, high, shape).astype(np.float32)
-
-
-def _bounds(meta: Mapping[str, Any], last_dim: int) -> tuple[Any, Any]:
-    """Per-element (low, high) from ``ranges`` (one pair per element) or ``range`` (one pair)."""
-    ranges = meta.get("ranges")
-    if isinstance(ranges, Mapping):
-        ranges = list(ranges.values())
-    pairs = None
-    if isinstance(ranges, list) and len(ranges) == last_dim:
-        pairs = ranges
-    elif _is_pair(meta.get("range")):
-        pairs = [meta["range"]] * last_dim
-    if pairs is None or not all(_is_pair(p) for p in pairs):
-        return None, None
-    lows, highs = np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)
-    return lows, np.maximum(highs, lows)
-
-
-def _is_pair(value: object) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
 
 
 def save_trace(stream: InputStream, path: str | os.PathLike[str]) -> Path:
