@@ -14,9 +14,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from compiler import check_parity, compile_program
+from compiler.cli._program_file import load_program_file
 from compiler.tools._explain import render_explain
 from exploy_dsl import Program, Runtime, StageError, call_model, op, read_contract, trace
-from tests._support import mlp_actor
+from tests._support import EXAMPLES, mlp_actor
 
 torch = pytest.importorskip("torch")
 
@@ -409,3 +410,26 @@ def test_a_model_inside_apply_actions_runs_at_every_tick(tmp_path: Path) -> None
     compile_program(p, mlp_actor(2, 2).model, output=path)
     report = check_parity(path, p, mlp_actor(2, 2).model, steps=200)
     assert report.ok, report.render()
+
+
+def test_the_tutorial_module_example_computes_exploys_observation(tmp_path: Path) -> None:
+    example = load_program_file(EXAMPLES / "tutorial_module.py")
+    actor = mlp_actor(10, 2).model
+    path = tmp_path / "tutorial_module.onnx"
+    compile_program(example.program, actor, output=path)
+    report = check_parity(path, example.program, actor, steps=300)
+    assert report.ok, report.render()
+
+    rng = np.random.default_rng(7)
+    feeds = {
+        "foo": rng.normal(size=(1, 4)).astype(np.float32),
+        "bar_baz_group.bar": rng.normal(size=(1, 2)).astype(np.float32),
+        "bar_baz_group.baz": rng.normal(size=(1, 2)).astype(np.float32),
+    }
+    obs = Runtime(path).step(feeds)["obs"]
+    with torch.no_grad():  # exploy's EnvironmentWithTorchModule.compute_obs, in torch
+        foo, bar, baz = (torch.from_numpy(feeds[k]) for k in feeds)
+        expected = torch.cat(
+            [example.module.module(foo) + 1.0, bar + 2.0 * baz, baz, torch.zeros(1, 2)], dim=-1
+        ).numpy()
+    np.testing.assert_allclose(obs, expected, atol=1e-6, rtol=0)
