@@ -25,6 +25,7 @@ if _typing.TYPE_CHECKING:
     import spox.opset.ai.onnx.v20 as op
 
     from exploy_dsl.authoring._actor import Actor, ActorPort, ActorSignature
+    from exploy_dsl.authoring._models import call_model
     from exploy_dsl.authoring._ports import Input, Memory, Output, Port
     from exploy_dsl.authoring._program import Group, Program
     from exploy_dsl.authoring._robot import BaseState, Imu, Joints, JointTargets
@@ -42,6 +43,7 @@ _LAZY = {
     "Actor": "exploy_dsl.authoring._actor",
     "ActorPort": "exploy_dsl.authoring._actor",
     "ActorSignature": "exploy_dsl.authoring._actor",
+    "call_model": "exploy_dsl.authoring._models",
     "Input": "exploy_dsl.authoring._ports",
     "Memory": "exploy_dsl.authoring._ports",
     "Output": "exploy_dsl.authoring._ports",
@@ -127,6 +129,7 @@ __all__ = [
     "VerificationError",
     "Wire",
     "__version__",
+    "call_model",
     "call_script",
     "load_model",
     "op",

@@ -45,6 +45,7 @@ EXPLOY_DSL_API = [
     "VerificationError",
     "Wire",
     "__version__",
+    "call_model",
     "call_script",
     "load_model",
     "op",

@@ -12,8 +12,9 @@ import numpy as np
 import onnx
 import onnx.numpy_helper
 
-from compiler.build._reproducible import sha256_hex
+from compiler.build._reproducible import sha256_hex, weights_sha256
 from exploy_dsl import TracedProgram
+from exploy_dsl.authoring._models import ModelCall, ModelPort
 from exploy_dsl.authoring._trace import StageGraph
 from exploy_dsl.contract._graphs import iter_nodes
 
@@ -25,6 +26,7 @@ def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
     """``{kind: {function, file, line, reads, writes, ops, constants, source}}`` per stage.
 
     ``file`` is the base name only (an absolute path would make the file machine-specific).
+    A stage that calls models (``call_model``) also has ``models``: one entry per call.
     """
     stages = traced.program.stages
     result: dict[str, Any] = {}
@@ -41,7 +43,23 @@ def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
             "constants": [_constant(c) for c in _constants(graph.model.graph)],
             "source": _source(fn),
         }
+        if graph.models:
+            result[graph.kind]["models"] = [_model(call) for call in graph.models]
     return result
+
+
+def _model(call: ModelCall) -> dict[str, Any]:
+    """Where a called model came from, its signature and a sha256 of its weights."""
+    return {
+        "source": call.source,
+        "inputs": [_model_port(p) for p in call.inputs],
+        "outputs": [_model_port(p) for p in call.outputs],
+        "weights_sha256": weights_sha256(call.model),
+    }
+
+
+def _model_port(port: ModelPort) -> dict[str, Any]:
+    return {"name": port.name, "dtype": port.dtype, "shape": list(port.shape)}
 
 
 def _ops(graph: StageGraph) -> dict[str, int]:

@@ -147,11 +147,29 @@ def _stage(kind: str, info: Any) -> list[str]:
         lines.append(f"  constant {const.get('dtype')}{shape if shape else ''} {value}")
     if others:
         lines.append(f"  plus {others} integer constant(s) (indices, axes, shapes)")
+    for model in info.get("models", []):
+        lines += _model(model)
     source = info.get("source")
     if source:
         lines.append("  source:")
         lines += [f"  | {line}".rstrip() for line in str(source).rstrip().splitlines()]
     return lines
+
+
+def _model(model: Any) -> list[str]:
+    if not isinstance(model, dict):
+        return []
+
+    def ports(key: str) -> str:
+        return ", ".join(
+            f"{p.get('dtype')}{p.get('shape')}" for p in model.get(key, []) if isinstance(p, dict)
+        )
+
+    return [
+        f"  calls model {model.get('source')}: {ports('inputs')} -> {ports('outputs')}, "
+        "inlined (its weights are constants of this stage)",
+        f"    weights sha256: {model.get('weights_sha256') or '(not recorded)'}",
+    ]
 
 
 def _joints(meta: dict[str, Any]) -> list[str]:

@@ -15,6 +15,7 @@ from spox import Tensor, Var, argument
 
 from exploy_dsl._errors import ExployDslError, StageError
 from exploy_dsl.authoring._actor import ActorPort, ActorSignature
+from exploy_dsl.authoring._models import ModelCall, begin_model_calls, end_model_calls
 from exploy_dsl.authoring._operators import constant_like, operators
 from exploy_dsl.authoring._ports import Input, Memory, Output, Port
 from exploy_dsl.authoring._program import Program, Stage
@@ -68,6 +69,7 @@ class StageGraph:
     model: onnx.ModelProto
     reads: tuple[str, ...]
     writes: tuple[str, ...]
+    models: tuple[ModelCall, ...] = ()  # models it calls (call_model), inlined in ``model``
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -172,6 +174,7 @@ def trace(program: Program) -> TracedProgram:
 
 def _call(stage: Stage, values: Values, *extra: Var) -> Any:
     """Run the user's function with operator overloading on; report failures at the user line."""
+    begin_model_calls()  # the calls are taken by _build, with the stage's graph
     with operators():
         try:
             return stage.fn(values, *extra)
@@ -492,7 +495,15 @@ def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> Stage
             "kept from another stage or a previous trace cannot be captured."
         ) from exc
     model.graph.name = stage.kind
-    return StageGraph(stage.kind, stage.label, stage.location, model, tuple(args), tuple(outputs))
+    return StageGraph(
+        stage.kind,
+        stage.label,
+        stage.location,
+        model,
+        tuple(args),
+        tuple(outputs),
+        models=end_model_calls(),
+    )
 
 
 def _fmt_shape(shape: object) -> str:

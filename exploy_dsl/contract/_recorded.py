@@ -89,6 +89,12 @@ def record(required: Mapping[str, Schema], optional_fields: Mapping[str, Schema]
 
 PAIR = list_of(NUMBER, length=2)
 NAMES = list_of(STR)
+# A dim of a called model's input or output: a size, or a symbol / None when not static.
+DIM = _kind(
+    lambda v: v is None or isinstance(v, str) or (type(v) is int and v >= 0),
+    "an int >= 0, a symbol or null",
+)
+_MODEL_PORT = record({"name": STR, "dtype": STR, "shape": list_of(DIM)})
 _STAGE = record(
     {},
     {
@@ -105,6 +111,16 @@ _STAGE = record(
             )
         ),
         "source": optional(STR),
+        "models": list_of(
+            record(
+                {
+                    "source": STR,
+                    "inputs": list_of(_MODEL_PORT),
+                    "outputs": list_of(_MODEL_PORT),
+                    "weights_sha256": STR,
+                }
+            )
+        ),
     },
 )
 

@@ -46,6 +46,18 @@ WRONG_FORMS = {
         '{"observations": {"reads": 5}}',
         r"exploy_dsl.stages\['observations'\]\['reads'\] must be a list, got 5",
     ),
+    "stage model without its weights hash": (
+        "exploy_dsl.stages",
+        '{"observations": {"models": [{"source": "enc.onnx", "inputs": [], "outputs": []}]}}',
+        r"exploy_dsl.stages\['observations'\]\['models'\]\[0\]\['weights_sha256'\] is missing",
+    ),
+    "stage model shape that is text": (
+        "exploy_dsl.stages",
+        '{"observations": {"models": [{"source": "m", "weights_sha256": "ab", "outputs": [], '
+        '"inputs": [{"name": "x", "dtype": "float32", "shape": [1, -4]}]}]}}',
+        r"exploy_dsl.stages\['observations'\]\['models'\]\[0\]\['inputs'\]\[0\]\['shape'\]\[1\] "
+        r"must be an int >= 0, a symbol or null, got -4",
+    ),
     "hashes whose stages are a number": (
         "exploy_dsl.hashes",
         '{"algorithm": "sha256", "stages": 5, "actor_weights": "ab"}',
