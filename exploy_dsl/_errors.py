@@ -57,3 +57,26 @@ class VerificationError(CompileError):
 
 class OnnxRuntimeLoadError(FileContractError):
     """onnxruntime cannot load a file (e.g. an op it does not know, from an older compile)."""
+
+
+class TraceFileError(ExployDslError):
+    """A recorded input trace (``.npz``) cannot be read, or does not fit the program."""
+
+
+class WriteError(ExployDslError):
+    """A file cannot be written (missing folder, a folder in the way, no permission).
+
+    Whatever raised it left nothing behind: no partial file, no overwritten one.
+    """
+
+
+class MissingDependencyError(ExployDslError):
+    """An optional package a feature needs is not installed (torch, matplotlib)."""
+
+
+class UsageError(ExployDslError):
+    """A command-line option or a tool's argument is invalid (e.g. ticks < 1, atol < 0)."""
+
+
+class GraphInterpreterError(ExployDslError):
+    """The NumPy reference interpreter cannot plan or run a graph (a stage's or an actor's)."""

@@ -20,7 +20,7 @@ import onnx.version_converter
 
 from compiler.build._torch_state import Lifted, find_internal_state
 from compiler.build._torch_state import module_name as _module_name
-from exploy_dsl import ActorError, TracedProgram
+from exploy_dsl import ActorError, MissingDependencyError, TracedProgram
 from exploy_dsl.authoring._actor import (
     EXPORTERS,
     Actor,
@@ -407,7 +407,7 @@ def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: E
         try:
             import torch
         except ImportError:
-            raise ActorError(
+            raise MissingDependencyError(
                 f"actor {str(path)!r} is a torch file but torch is not installed. "
                 "Fix: pip install 'exploy-dsl[torch]', or pass an .onnx actor."
             ) from None

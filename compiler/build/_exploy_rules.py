@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from exploy_dsl import DeclarationError, Program
+from exploy_dsl._checks import is_finite, is_range
 from exploy_dsl.authoring._robot import HEIGHT_SCAN_KEYS, SE2_RANGE_KEYS
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._wires import (
@@ -165,7 +165,7 @@ def _commands(inputs: list[WireSpec], metadata: Mapping[str, Any]) -> list[str]:
         elif FLOAT_COMMAND.match(wire.name):
             problems += _float(wire)
             value = _dict(metadata.get(wire.name)).get("range")
-            if value is not None and not _pair(value):
+            if value is not None and not _range_list(value):
                 problems.append(
                     f"input {wire.name!r} metadata 'range' must be a list [lo, hi] of two "
                     f"finite numbers, got {value!r}. Fix: program.float_command(name, "
@@ -199,7 +199,7 @@ def _se2_ranges(wire: WireSpec, meta: Any) -> list[str]:
             f"the command). {example}"
         ]
     ranges = meta["ranges"]
-    if not isinstance(ranges, dict) or any(not _pair(ranges.get(k)) for k in SE2_RANGE_KEYS):
+    if not isinstance(ranges, dict) or any(not _range_list(ranges.get(k)) for k in SE2_RANGE_KEYS):
         return [
             f"input {wire.name!r} metadata 'ranges' must map {', '.join(SE2_RANGE_KEYS)} each to "
             f"a list [lo, hi] of two finite numbers, got {ranges!r}. {example}"
@@ -263,7 +263,7 @@ def _joint_targets(outputs: list[WireSpec], metadata: Mapping[str, Any]) -> list
             if (
                 not isinstance(gains, list)
                 or len(gains) != len(names)
-                or not all(_finite(g) for g in gains)
+                or not all(is_finite(g) for g in gains)
             ):
                 problems.append(
                     f"joint-target group {group!r} {key!r} must be a list of {len(names)} finite "
@@ -302,14 +302,6 @@ def _str_list(value: Any) -> TypeGuard[list[str]]:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _pair(value: Any) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 2
-        and all(_finite(v) for v in value)
-        and value[0] <= value[1]
-    )
+def _range_list(value: Any) -> bool:
+    """A range as exploy reads it from JSON metadata: ``[lo, hi]``, finite, lo <= hi."""
+    return isinstance(value, list) and is_range(value, strict=False, finite=True)

@@ -8,7 +8,7 @@ import stat
 import tempfile
 from pathlib import Path
 
-from exploy_dsl import CompileError
+from exploy_dsl import WriteError
 
 
 def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
@@ -24,22 +24,22 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
         os.lstat(target)
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
-            raise CompileError(
+            raise WriteError(
                 f"cannot write {str(target)[:60]!r}...: the name is too long for the file system "
                 f"({len(os.fsencode(target.name))} bytes). Nothing was written. "
                 "Fix: choose a shorter output path."
             ) from None
     if not directory.is_dir():
-        raise CompileError(
+        raise WriteError(
             f"cannot write {str(target)!r}: folder {str(directory)!r} does not exist. "
             "Fix: create it first or choose another output path."
         )
     if target.is_dir():
-        raise CompileError(f"cannot write {str(target)!r}: it is a folder. Fix: name a file.")
+        raise WriteError(f"cannot write {str(target)!r}: it is a folder. Fix: name a file.")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise CompileError(
+        raise WriteError(
             f"cannot write {str(target)!r}: {exc.strerror or exc}. "
             "Fix: choose a folder you can write to."
         ) from None
@@ -56,7 +56,7 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise CompileError(
+            raise WriteError(
                 f"cannot write {str(target)!r}: {exc.strerror or exc}. Nothing was written."
             ) from None
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Mapping
@@ -11,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl import ExployDslError, Input, Program, RuntimeInputError
+from compiler.build._write import write_atomic
+from exploy_dsl import Input, Program, RuntimeInputError, TraceFileError, UsageError
+from exploy_dsl._checks import check_int
 from exploy_dsl.authoring._domains import input_domain
 
 # The key of the optional per-tick reset flags in a trace file (every other key is an input).
@@ -72,8 +75,7 @@ def random_stream(
     ``[lo, hi]``), unit quaternions for wires ending in ``w_Q_b``, fair coins for bool, small
     integers for int32, a standard normal otherwise.
     """
-    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks < 1:
-        raise ExployDslError(f"the number of ticks must be an int >= 1, got {ticks!r}.")
+    ticks = check_int(ticks, "the number of ticks", error=UsageError)
     rng = np.random.default_rng(seed)
     mean = mean_episode if mean_episode is not None else max(4, ticks // 5)
     reset = np.zeros(ticks, np.bool_)
@@ -109,18 +111,14 @@ def _random(port: Input, ticks: int, rng: np.random.Generator) -> np.ndarray:
 def save_trace(stream: InputStream, path: str | os.PathLike[str]) -> Path:
     """Write ``stream`` as a trace: one array per input wire ``[ticks, ...]`` plus ``reset``."""
     if RESET_KEY in stream.inputs:
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"an input is named {RESET_KEY!r}, the key a trace keeps its reset flags under. "
             "Fix: rename that input."
         )
-    target = Path(path)
-    try:
-        with target.open("wb") as handle:
-            arrays: dict[str, Any] = {**stream.inputs, RESET_KEY: stream.reset}
-            np.savez_compressed(handle, **arrays)
-    except OSError as exc:
-        raise RuntimeInputError(f"cannot write trace {str(target)!r}: {exc.strerror}.") from None
-    return target
+    buffer = io.BytesIO()
+    arrays: dict[str, Any] = {**stream.inputs, RESET_KEY: stream.reset}
+    np.savez_compressed(buffer, **arrays)
+    return write_atomic(buffer.getvalue(), path)
 
 
 def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
@@ -137,12 +135,12 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
             f"trace {label} is a folder; expected an .npz file. Fix: pass the file itself."
         )
     if not file.is_file():
-        raise RuntimeInputError(f"trace {label} does not exist. Fix: check the path.")
+        raise TraceFileError(f"trace {label} does not exist. Fix: check the path.")
     try:
         with np.load(file, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label} is not a readable .npz file ({exc}). Fix: record one with "
             "`exploy-dsl check ... --record-trace OUT.npz` or compiler.save_trace."
         ) from None
@@ -150,7 +148,7 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
     unknown = sorted(k for k in arrays if k not in ports and k != RESET_KEY)
     missing = [name for name in ports if name not in arrays]
     if missing or unknown:
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label} does not fit program {program.name!r}: missing input(s) "
             f"{missing}, unknown array(s) {unknown}. Expected one array per input "
             f"{list(ports)}, plus an optional {RESET_KEY!r}."
@@ -158,7 +156,7 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
     ticks = {name: np.shape(arrays[name])[0] if np.ndim(arrays[name]) else 0 for name in ports}
     lengths = set(ticks.values())
     if len(lengths) != 1 or 0 in lengths:
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label}: every input array needs the same leading tick axis (>= 1 tick); "
             f"got {ticks}."
         )
@@ -168,7 +166,7 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
     if reset is None:
         reset = np.zeros(count, np.bool_)
     elif reset.dtype != np.bool_ or reset.shape != (count,):
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label}: {RESET_KEY!r} is {reset.dtype}{list(reset.shape)}; expected "
             f"bool[{count}] (True where an episode starts)."
         )
@@ -180,14 +178,14 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
 def _trace_array(value: np.ndarray, port: Input, ticks: int, label: str) -> np.ndarray:
     expected = (ticks, *port.file_shape)
     if value.shape != expected and (port.batch != 1 or value.shape != (ticks, *port.shape)):
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label}: input {port.name!r} has shape {list(value.shape)}; expected "
             f"{list(expected)} (ticks first, then the wire's shape {list(port.file_shape)})."
         )
     kind = value.dtype.kind
     fits = {"float32": "fiu", "int32": "iu", "bool": "b"}[port.dtype]
     if kind not in fits:
-        raise RuntimeInputError(
+        raise TraceFileError(
             f"trace {label}: input {port.name!r} has dtype {value.dtype}; the wire is "
             f"{port.dtype}. Fix: save it as {port.dtype}."
         )

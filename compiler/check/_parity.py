@@ -19,19 +19,22 @@ from compiler.check._file_vs_program import Mismatch, compare_file_with_program
 from compiler.check._inputs import InputStream, random_stream
 from compiler.check._progress import Progress
 from compiler.check._report import Diagnosis, Divergence, OutputReport, ParityReport, RunReport
-from compiler.check._tolerances import ToleranceSpec, check_number, resolve
+from compiler.check._tolerances import ToleranceSpec, check_tolerance, resolve
 from exploy_dsl import (
     Actor,
+    ActorError,
     ExployDslError,
     FileContract,
     Program,
     ReferenceInterpreter,
     Runtime,
     TracedProgram,
+    UsageError,
     load_model,
     read_contract,
     trace,
 )
+from exploy_dsl._checks import check_int
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._wires import ACTIONS, in_to_out, is_memory, memory_name, memory_out
 from exploy_dsl.reference._interpreter import reference_actor
@@ -40,6 +43,7 @@ DEFAULT_STEPS = 300
 DEFAULT_TOLERANCE = 1e-5
 # Our runtime's first call after a reset is k = 0; exploy's C++ controller's is k = 1.
 START_CONVENTIONS = (0, 1)
+_FIRST_TICKS = "e.g. first_ticks=(0, 1) (0: our runtime's first call, 1: exploy's controller's)"
 
 
 def check_parity(
@@ -77,19 +81,16 @@ def check_parity(
     program, and the exported actor with its torch module. ``actor`` is what
     ``compile_program`` takes, or a ``compiler.Actor``.
     """
-    tolerance = Tolerance(check_number("atol", atol), check_number("rtol", rtol))
+    tolerance = Tolerance(check_tolerance("atol", atol), check_tolerance("rtol", rtol))
     label = repr(str(file)) if isinstance(file, (str, os.PathLike)) else "model"
     model = load_model(file)
     contract = read_contract(model, label)
     traced = program if isinstance(program, TracedProgram) else trace(program)
     stream = _stream(traced.program, inputs, steps, seed)
-    if not first_ticks or any(
-        isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in first_ticks
-    ):
-        raise ExployDslError(
-            f"first_ticks must be ticks >= 0 (0: our runtime, 1: exploy's controller), got "
-            f"{first_ticks!r}."
-        )
+    if not first_ticks:
+        raise UsageError(f"first_ticks must name at least one start tick, got {first_ticks!r}.")
+    for k in first_ticks:
+        check_int(k, "each of first_ticks", minimum=0, fix=_FIRST_TICKS, error=UsageError)
     traced, loaded = prepare_actor(  # as compile_program prepared them for this file
         actor,
         traced,
@@ -157,8 +158,8 @@ def _output_names(traced: TracedProgram) -> list[str]:
 def _stream(
     program: Program, inputs: InputStream | None, steps: int | None, seed: int
 ) -> InputStream:
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ExployDslError(f"steps must be an int >= 1, got {steps!r}.")
+    if steps is not None:
+        steps = check_int(steps, "steps", fix="e.g. steps=300", error=UsageError)
     if inputs is None:
         return random_stream(program, steps if steps is not None else DEFAULT_STEPS, seed)
     return inputs.head(steps) if steps is not None else inputs
@@ -212,7 +213,7 @@ class _FileActions:
 def memory_out_of(binds: str) -> str:
     """The file output holding what the actor writes to ``memory.<name>``."""
     if not is_memory(binds):
-        raise ExployDslError(f"the actor writes {binds!r}, which is neither actions nor memory.")
+        raise ActorError(f"the actor writes {binds!r}, which is neither actions nor memory.")
     return memory_out(memory_name(binds))
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
+from compiler.build._write import write_atomic
 from compiler.check._compare import Tolerance
 from compiler.check._report import ParityReport, RunReport
-from exploy_dsl import ExployDslError
+from exploy_dsl import MissingDependencyError, UsageError
 
 MAX_SIGNALS = 4
 
@@ -23,7 +26,7 @@ def require_matplotlib() -> ModuleType:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ExployDslError(
+        raise MissingDependencyError(
             "--plot needs matplotlib, which is not installed. "
             "Fix: pip install 'exploy-dsl[plot]' (or pip install matplotlib), or drop --plot."
         ) from None
@@ -37,7 +40,7 @@ def plot_report(
     plt = require_matplotlib()
     run = _worst_run(report)
     if run is None:
-        raise ExployDslError("nothing to plot: no parity run was made (see the report).")
+        raise UsageError("nothing to plot: no parity run was made (see the report).")
     signals = _worst_signals(run, report.tolerances or report.tolerance, max_signals)
     ticks = np.arange(run.ticks)
     fig, axes = plt.subplots(len(signals), 1, figsize=(10, 2.4 * len(signals)), sharex=True)
@@ -58,12 +61,19 @@ def plot_report(
     verdict = "OK" if run.ok else "FAIL"
     fig.suptitle(f"{report.file}, {run.label}: {verdict}", fontsize=10)
     fig.tight_layout()
+    # Drawn in memory, then written atomically: a failed write leaves no half image behind.
+    image = io.BytesIO()
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
     try:
-        fig.savefig(os.fspath(path), dpi=100)
-    except OSError as exc:
-        raise ExployDslError(f"cannot write plot {str(path)!r}: {exc.strerror}.") from None
+        if image_format not in fig.canvas.get_supported_filetypes():
+            raise UsageError(
+                f"cannot write plot {str(path)!r}: matplotlib writes no {image_format!r} images. "
+                "Fix: name a .png (or .pdf, .svg) file."
+            )
+        fig.savefig(image, format=image_format, dpi=100)
     finally:
         plt.close(fig)
+    write_atomic(image.getvalue(), path)
 
 
 def _worst_run(report: ParityReport) -> RunReport | None:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import fnmatch
-import math
 from collections.abc import Iterable, Mapping, Sequence
 
 from compiler.check._compare import Tolerance
-from exploy_dsl import ExployDslError
+from exploy_dsl import UsageError
+from exploy_dsl._checks import check_number
 
 # What a caller writes per output: atol alone (rtol stays the default) or (atol, rtol).
 ToleranceSpec = float | tuple[float, float]
 
 
-def check_number(name: str, value: object) -> float:
+def check_tolerance(name: str, value: object) -> float:
     """A tolerance as a float >= 0, or an error naming it."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-        raise ExployDslError(f"{name} must be a number >= 0, got {value!r}. Fix: e.g. 1e-5.")
-    if not math.isfinite(value):
-        raise ExployDslError(f"{name} must be finite, got {value!r}.")
-    return float(value)
+    return check_number(value, name, minimum=0, fix="e.g. 1e-5", error=UsageError)
 
 
 def resolve(
@@ -31,7 +27,7 @@ def resolve(
     unnoticed.
     """
     if overrides is not None and not isinstance(overrides, Mapping):
-        raise ExployDslError(
+        raise UsageError(
             f"tolerances must be a dict of output name or glob -> (atol, rtol), got "
             f"{type(overrides).__name__}. Fix: e.g. tolerances={{'output.*.effort': (1e-4, 1e-5)}}."
         )
@@ -41,7 +37,7 @@ def resolve(
     }
     unmatched = [p for p in given if not any(fnmatch.fnmatchcase(n, p) for n in names)]
     if unmatched:
-        raise ExployDslError(
+        raise UsageError(
             f"tolerance pattern(s) {', '.join(map(repr, unmatched))} match no output of the "
             f"check; the outputs are {', '.join(names)}. Fix: use a wire name or a glob "
             "such as 'output.joint_targets.*.effort'."
@@ -67,7 +63,7 @@ def parse_cli(texts: Iterable[str] | None) -> dict[str, ToleranceSpec]:
         except ValueError:
             numbers = []
         if not sep or not pattern.strip() or len(numbers) not in (1, 2):
-            raise ExployDslError(
+            raise UsageError(
                 f"--tolerance {text!r} is not GLOB=ATOL[,RTOL]. Fix: e.g. --tolerance "
                 "'output.joint_targets.*.effort=1e-4,1e-5'."
             )
@@ -85,12 +81,12 @@ def describe(default: Tolerance, overrides: Mapping[str, Tolerance]) -> str:
 def _spec(pattern: str, spec: object, default: Tolerance) -> Tolerance:
     if isinstance(spec, tuple) and len(spec) == 2:
         return Tolerance(
-            check_number(f"atol of {pattern!r}", spec[0]),
-            check_number(f"rtol of {pattern!r}", spec[1]),
+            check_tolerance(f"atol of {pattern!r}", spec[0]),
+            check_tolerance(f"rtol of {pattern!r}", spec[1]),
         )
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
-        return Tolerance(check_number(f"atol of {pattern!r}", spec), default.rtol)
-    raise ExployDslError(
+        return Tolerance(check_tolerance(f"atol of {pattern!r}", spec), default.rtol)
+    raise UsageError(
         f"the tolerance of {pattern!r} must be atol or (atol, rtol), got {spec!r}. "
         "Fix: e.g. (1e-4, 1e-5)."
     )

@@ -13,7 +13,7 @@ from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_p
 from compiler.cli._exit import EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
-from exploy_dsl import ExployDslError, ExployDslWarning
+from exploy_dsl import ExployDslWarning, UsageError
 
 
 def register(sub: Any) -> None:
@@ -105,19 +105,19 @@ def parse_model_source(text: str | None) -> dict[str, Any] | None:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise ExployDslError(
+            raise UsageError(
                 f"{origin} cannot be read ({exc.strerror}). Fix: check the path."
             ) from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ExployDslError(
+        raise UsageError(
             f"{origin} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}): "
             f"{text[:60]!r}. Fix: pass a JSON object, e.g. "
             '--model-source \'{"run": "wandb/abc123", "checkpoint": 1500}\'.'
         ) from None
     if not isinstance(value, dict):
-        raise ExployDslError(
+        raise UsageError(
             f"{origin} is JSON {type(value).__name__}, expected an object {{...}} (exploy stores "
             'model_source as a JSON object). Fix: e.g. --model-source \'{"run": "abc"}\'.'
         )

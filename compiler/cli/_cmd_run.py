@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from compiler.cli._exit import EXIT_OK
-from exploy_dsl import ExployDslError, Runtime
+from exploy_dsl import Runtime, UsageError
 
 
 def register(sub: Any) -> None:
@@ -30,7 +30,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.ticks < 1:
-        raise ExployDslError(f"--ticks must be >= 1, got {args.ticks}.")
+        raise UsageError(f"--ticks must be >= 1, got {args.ticks}.")
     runtime = Runtime(args.file, first_tick=args.first_tick)
     contract = runtime.contract
     rng = np.random.default_rng(args.seed)

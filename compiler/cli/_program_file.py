@@ -10,7 +10,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from exploy_dsl import ActorError, DeclarationError, ExployDslError, Program
+from exploy_dsl import ActorError, DeclarationError, ExployDslError, MissingDependencyError, Program
 from exploy_dsl.authoring._source import describe
 
 
@@ -53,9 +53,11 @@ class ProgramFile:
         except ExployDslError:
             raise
         except ImportError as exc:
-            raise DeclarationError(
-                f"{self.path}: actor() needs {exc.name or 'a module'} which is not installed "
-                f"({exc}). Fix: pip install 'exploy-dsl[torch]' or pass --actor A.onnx."
+            needed = exc.name or "a module"
+            install = "'exploy-dsl[torch]'" if needed.split(".")[0] == "torch" else needed
+            raise MissingDependencyError(
+                f"{self.path}: actor() needs {needed}, which is not installed ({exc}). "
+                f"Fix: pip install {install}, or pass --actor A.onnx."
             ) from None
         except Exception as exc:  # noqa: BLE001 - the user's factory failed
             where = describe(exc.__traceback__, str(self.path))

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from exploy_dsl._checks import is_range
 from exploy_dsl.authoring._ports import Input
 
 DomainKind = Literal["bool", "int", "quaternion", "float"]
@@ -52,17 +53,8 @@ def _bounds(meta: Mapping[str, Any], last_dim: int) -> tuple[Any, Any]:
     pairs = None
     if isinstance(ranges, list) and len(ranges) == last_dim:
         pairs = ranges
-    elif _is_pair(meta.get("range")):
+    elif is_range(meta.get("range"), strict=False, finite=True):
         pairs = [meta["range"]] * last_dim
-    if pairs is None or not all(_is_pair(p) for p in pairs):
+    if pairs is None or not all(is_range(p, strict=False, finite=True) for p in pairs):
         return None, None
-    lows, highs = np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)
-    return lows, np.maximum(highs, lows)
-
-
-def _is_pair(value: object) -> bool:
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
+    return np.array([p[0] for p in pairs], float), np.array([p[1] for p in pairs], float)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from exploy_dsl._checks import check_int, check_number, check_range
 from exploy_dsl._errors import DeclarationError
 from exploy_dsl.authoring._actor import ActorDeclaration, ActorState, Binding, state_names
 from exploy_dsl.authoring._names import (
@@ -36,6 +36,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # ctx.step_count is an int32 (DESIGN.md section 2); decimation is compared against it.
 INT32_MAX = 2**31 - 1
+_CLIP = "e.g. clip=(-100.0, 100.0)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +125,11 @@ class Program(RobotVocabulary):
         batch: int = 1,
     ) -> None:
         self.name = check_name(name, "program")
-        if isinstance(decimation, bool) or not isinstance(decimation, int) or decimation < 1:
-            raise DeclarationError(
-                f"program {name!r}: decimation must be an int >= 1 (ticks per policy step), "
-                f"got {decimation!r}. Fix: e.g. decimation=4 runs the policy every 4th tick."
-            )
+        self.decimation = check_int(
+            decimation,
+            f"program {name!r}: decimation",
+            fix="e.g. decimation=4 runs the policy every 4th tick (ticks per policy step)",
+        )
         if decimation > INT32_MAX:
             raise DeclarationError(
                 f"program {name!r}: decimation {decimation} is beyond int32 range (at most "
@@ -136,21 +137,14 @@ class Program(RobotVocabulary):
                 "policy step is ctx.step_count % decimation == 0. Fix: use a decimation that "
                 "fits in int32 (ticks per policy step, e.g. 4)."
             )
-        if (
-            isinstance(sim_dt, bool)
-            or not isinstance(sim_dt, (int, float))
-            or not math.isfinite(sim_dt)
-            or sim_dt <= 0
-        ):
-            raise DeclarationError(
-                f"program {name!r}: sim_dt must be a finite number > 0 (seconds per tick), "
-                f"got {sim_dt!r}. Fix: e.g. sim_dt=0.005 for a 200 Hz control loop."
-            )
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise DeclarationError(f"program {name!r}: batch must be an int >= 1, got {batch!r}.")
-        self.decimation = decimation
-        self.sim_dt = float(sim_dt)
-        self.batch = batch
+        self.sim_dt = check_number(
+            sim_dt,
+            f"program {name!r}: sim_dt",
+            minimum=0,
+            inclusive=False,
+            fix="e.g. sim_dt=0.005 (seconds per tick) for a 200 Hz control loop",
+        )
+        self.batch = check_int(batch, f"program {name!r}: batch")
         meta = normalize_metadata(metadata, f"program {name!r}") or {}
         for key in meta:
             if key in RESERVED_METADATA_KEYS or key.startswith("exploy_dsl."):
@@ -283,7 +277,7 @@ class Program(RobotVocabulary):
 
         ``clip=(lo, hi)`` clips the concatenated observation (as rsl_rl's ``clip_obs``).
         """
-        clip_t = _check_clip(clip, "observations clip")
+        clip_t = None if clip is None else check_range(clip, "observations clip", fix=_CLIP)
 
         def register(f: F) -> F:
             self._register(Stage("observations", _check_stage_fn(f, 1, "observations"), clip_t))
@@ -309,11 +303,11 @@ class Program(RobotVocabulary):
                 "taken from the actor. Fix: @program.process_actions(n_actions=N), e.g. "
                 "n_actions=12 for 12 joint targets."
             )
-        if isinstance(n_actions, bool) or not isinstance(n_actions, int) or n_actions < 1:
-            raise DeclarationError(
-                f"process_actions(n_actions=...) must be an int >= 1, got {n_actions!r}. "
-                "Fix: pass the size of the actor's output, e.g. n_actions=12."
-            )
+        n_actions = check_int(
+            n_actions,
+            "process_actions(n_actions=...)",
+            fix="pass the size of the actor's output, e.g. n_actions=12",
+        )
 
         def register(f: F) -> F:
             fn = _check_stage_fn(f, 2, "process_actions")
@@ -503,22 +497,6 @@ def _check_stage_fn(fn: Any, n_args: int, kind: str) -> Callable[..., Any]:
             f"arguments; expected {n_args}: def {getattr(fn, '__name__', 'stage')}{expected}."
         )
     return fn
-
-
-def _check_clip(clip: object, what: str) -> tuple[float, float] | None:
-    if clip is None:
-        return None
-    if (
-        not isinstance(clip, (tuple, list))
-        or len(clip) != 2
-        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in clip)
-        or not clip[0] < clip[1]
-    ):
-        raise DeclarationError(
-            f"{what} must be a pair (lo, hi) of numbers with lo < hi, got {clip!r}. "
-            "Fix: e.g. clip=(-100.0, 100.0)."
-        )
-    return (float(clip[0]), float(clip[1]))
 
 
 def _actor_inputs(

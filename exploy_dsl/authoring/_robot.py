@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from exploy_dsl._checks import check_number, check_range, is_number
 from exploy_dsl._errors import DeclarationError
 from exploy_dsl.contract._wires import ALNUM
 
@@ -417,37 +416,16 @@ def _names(names: object, what: str, arg: str) -> tuple[str, ...]:
 
 
 def _number(value: object, what: str, *, positive: bool = False) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or (positive and value <= 0)
-    ):
-        expected = "a finite number > 0" if positive else "a finite number"
-        raise DeclarationError(f"{what} must be {expected}, got {value!r}.")
-    return float(value)
+    return check_number(value, what, minimum=0 if positive else None, inclusive=not positive)
 
 
 def _range(pair: object, what: str) -> list[float]:
-    if (
-        isinstance(pair, (str, bytes))
-        or not isinstance(pair, Sequence)
-        or len(pair) != 2
-        or not all(
-            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-            for x in pair
-        )
-        or not pair[0] <= pair[1]
-    ):
-        raise DeclarationError(
-            f"{what} must be (lo, hi), two finite numbers with lo <= hi, got {pair!r}. "
-            "Fix: e.g. (-1.0, 1.0)."
-        )
-    return [float(pair[0]), float(pair[1])]
+    # lo == hi is a fixed command, which a policy may well be trained for.
+    return list(check_range(pair, what, strict=False, finite=True))
 
 
 def _gains(value: object, n: int, what: str) -> tuple[float, ...]:
-    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+    if is_number(value):
         values: list[object] = [value] * n
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         values = list(value)
@@ -463,15 +441,4 @@ def _gains(value: object, n: int, what: str) -> tuple[float, ...]:
             f"{what} has {len(values)} values for {n} joints; exploy applies gain i to joint i. "
             f"Fix: give {n} values, or one number for all joints."
         )
-    result = []
-    for i, v in enumerate(values):
-        try:
-            x = float(v)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            x = math.nan
-        if isinstance(v, bool) or not math.isfinite(x) or x < 0:
-            raise DeclarationError(
-                f"{what}[{i}] is {v!r}; gains must be finite numbers >= 0. Fix: correct it."
-            )
-        result.append(x)
-    return tuple(result)
+    return tuple(check_number(v, f"{what}[{i}]", minimum=0) for i, v in enumerate(values))

@@ -13,6 +13,7 @@ import spox
 import spox.opset.ai.onnx.v20 as op
 from spox import Tensor, Var, argument
 
+from exploy_dsl._checks import check_numbers, check_range
 from exploy_dsl._errors import ExployDslError, StageError
 from exploy_dsl.authoring._actor import ActorPort, ActorSignature
 from exploy_dsl.authoring._models import ModelCall, begin_model_calls, end_model_calls
@@ -35,6 +36,22 @@ class Term:
     value: Any
     scale: float | Sequence[float] | None = None
     clip: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        # Checked when the term is made, inside the user's stage, so the error names its line.
+        what = f"term {self.name!r}"
+        if self.clip is not None:
+            clip = check_range(
+                self.clip, f"{what} clip", fix="e.g. clip=(-1.0, 1.0)", error=StageError
+            )
+            object.__setattr__(self, "clip", clip)
+        if self.scale is not None:
+            check_numbers(
+                self.scale,
+                f"{what} scale",
+                fix="e.g. scale=2.0, or one factor per element",
+                error=StageError,
+            )
 
 
 def term(
@@ -239,7 +256,7 @@ def _trace_observations(
                 )
             var = _term_var(program, t, stage)
             size = int(var.unwrap_tensor().shape[1])  # type: ignore[index,arg-type]
-            clip = _term_clip(t, stage)
+            clip = t.clip
             scale = _term_scale(t, size, stage)
             if clip is not None:
                 var = op.clip(var, op.const(np.float32(clip[0])), op.const(np.float32(clip[1])))
@@ -367,26 +384,16 @@ def _term_var(program: Program, t: Term, stage: Stage) -> Var:
     return var
 
 
-def _term_clip(t: Term, stage: Stage) -> tuple[float, float] | None:
-    if t.clip is None:
-        return None
-    c = t.clip
-    if not isinstance(c, (tuple, list)) or len(c) != 2 or not float(c[0]) < float(c[1]):
-        raise StageError(
-            f"{stage.label}: term {t.name!r} clip must be (lo, hi) with lo < hi, got {c!r}."
-        )
-    return (float(c[0]), float(c[1]))
-
-
 def _term_scale(t: Term, size: int, stage: Stage) -> tuple[float, ...] | None:
     if t.scale is None:
         return None
-    arr = np.asarray(t.scale, dtype=np.float64).reshape(-1)
-    if arr.size not in (1, size):
+    scale = check_numbers(t.scale, f"term {t.name!r} scale", error=StageError)
+    if len(scale) not in (1, size):
         raise StageError(
-            f"{stage.label}: term {t.name!r} scale has {arr.size} entries; expected 1 or {size}."
+            f"{stage.label} ({stage.location}): term {t.name!r} scale has {len(scale)} entries; "
+            f"expected 1 or {size} (one factor per element)."
         )
-    return tuple(float(x) for x in arr)
+    return scale
 
 
 # What the kinds of value a stage may write (contract/_tick.py) mean as declared ports.

@@ -15,7 +15,7 @@ import pytest
 
 from compiler import write_atomic
 from compiler.cli._main import main
-from exploy_dsl import CompileError
+from exploy_dsl import WriteError
 from tests._support import EXAMPLES, Compiled, mlp_actor
 
 QUADRUPED = EXAMPLES / "quadruped.py"
@@ -375,10 +375,8 @@ def test_actor_returning_none_is_named(tmp_path: Path, capsys: pytest.CaptureFix
 # -- writing ------------------------------------------------------------------------------------
 
 
-def test_write_atomic_of_a_name_too_long_is_a_compile_error(tmp_path: Path) -> None:
-    with pytest.raises(
-        CompileError, match=r"the name is too long for the file system \(305 bytes\)"
-    ):
+def test_write_atomic_of_a_name_too_long_is_a_write_error(tmp_path: Path) -> None:
+    with pytest.raises(WriteError, match=r"the name is too long for the file system \(305 bytes\)"):
         write_atomic(b"x", tmp_path / ("n" * 300 + ".onnx"))
     assert list(tmp_path.iterdir()) == []
 

@@ -14,7 +14,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from compiler import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program, load_actor, write_atomic
-from exploy_dsl import ActorError, CompileError, read_contract
+from exploy_dsl import ActorError, CompileError, WriteError, read_contract
 from exploy_dsl.contract._graphs import iter_nodes
 from tests._support import Compiled, dims, mlp_actor, random_feeds, run, session
 
@@ -461,6 +461,6 @@ def test_a_successful_compile_replaces_the_file_and_leaves_no_temp_file(
 
 
 def test_writing_into_a_missing_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CompileError, match=r"folder '.*nowhere' does not exist"):
+    with pytest.raises(WriteError, match=r"folder '.*nowhere' does not exist"):
         write_atomic(b"x", tmp_path / "nowhere" / "policy.onnx")
     assert list(tmp_path.iterdir()) == []

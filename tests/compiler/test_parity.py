@@ -13,7 +13,7 @@ import pytest
 from compiler import ParityReport, check_parity, compile_program, load_actor, random_stream
 from compiler.build._actor import Actor
 from compiler.cli._main import main
-from exploy_dsl import ActorError, ExployDslError, FileContractError, Program
+from exploy_dsl import ActorError, FileContractError, Program, UsageError
 from tests._support import EXAMPLES, Compiled, mlp_actor
 from tests.compiler import _mutations as plant
 
@@ -360,14 +360,16 @@ def test_user_errors_are_our_errors(
     model, actor = tiny_file
     with pytest.raises(FileContractError, match="does not exist"):
         check_parity(tmp_path / "missing.onnx", tiny_program(), actor)
-    with pytest.raises(ExployDslError, match=r"steps must be an int >= 1, got 0"):
+    with pytest.raises(UsageError, match=r"steps must be an int >= 1, got 0\. Fix: e\.g\. steps"):
         check_parity(model, tiny_program(), actor, steps=0)
-    with pytest.raises(ExployDslError, match=r"atol must be a number >= 0, got -1"):
+    with pytest.raises(UsageError, match=r"atol must be a finite number >= 0, got -1\. Fix"):
         check_parity(model, tiny_program(), actor, atol=-1)
-    with pytest.raises(ExployDslError, match=r"rtol must be finite"):
+    with pytest.raises(UsageError, match=r"rtol must be a finite number >= 0, got inf"):
         check_parity(model, tiny_program(), actor, rtol=float("inf"))
-    with pytest.raises(ExployDslError, match=r"first_ticks must be ticks >= 0 .* got \(-1,\)"):
+    with pytest.raises(UsageError, match=r"each of first_ticks must be an int >= 0, got -1"):
         check_parity(model, tiny_program(), actor, first_ticks=(-1,))
+    with pytest.raises(UsageError, match=r"first_ticks must name at least one start tick"):
+        check_parity(model, tiny_program(), actor, first_ticks=())
     with pytest.raises(ActorError, match="observation size mismatch"):
         check_parity(model, tiny_program(), mlp_actor(7, 2).model)
 

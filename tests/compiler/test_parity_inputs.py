@@ -18,7 +18,7 @@ from compiler import (
 )
 from compiler.cli._main import main
 from compiler.cli._program_file import ProgramFile
-from exploy_dsl import Program, RuntimeInputError, op
+from exploy_dsl import Program, RuntimeInputError, TraceFileError, WriteError, op
 from tests._support import EXAMPLES, Compiled, mlp_actor
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
@@ -164,19 +164,20 @@ def test_a_trace_that_does_not_fit_the_program_is_a_user_error(
     arrays: dict[str, Any] = dict(random_stream(program, 10).inputs)
     edit(arrays)
     np.savez(tmp_path / "bad.npz", **arrays)
-    with pytest.raises(RuntimeInputError, match=message):
+    with pytest.raises(TraceFileError, match=message):
         load_trace(tmp_path / "bad.npz", program)
 
 
 def test_unreadable_traces_are_user_errors(tmp_path: Path) -> None:
     program = mixed_program()
-    with pytest.raises(RuntimeInputError, match="does not exist"):
+    with pytest.raises(TraceFileError, match="does not exist"):
         load_trace(tmp_path / "nope.npz", program)
     (tmp_path / "text.npz").write_text("not a zip")
-    with pytest.raises(RuntimeInputError, match=r"is not a readable \.npz file"):
+    with pytest.raises(TraceFileError, match=r"is not a readable \.npz file"):
         load_trace(tmp_path / "text.npz", program)
-    with pytest.raises(RuntimeInputError, match="cannot write trace"):
+    with pytest.raises(WriteError, match=r"cannot write '.*t\.npz': folder '.*missing' does not"):
         save_trace(random_stream(program, 3), tmp_path / "missing" / "t.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["text.npz"]
 
 
 def test_a_stream_checks_its_own_lengths() -> None:

@@ -215,7 +215,9 @@ def test_user_errors_exit_2_with_one_line(
     assert "steps must be an int >= 1, got 0" in one_line_error(
         capsys, file, TUTORIAL, "--steps", "0"
     )
-    assert "atol must be a number >= 0" in one_line_error(capsys, file, TUTORIAL, "--atol", "-1")
+    assert "atol must be a finite number >= 0, got -1.0" in one_line_error(
+        capsys, file, TUTORIAL, "--atol", "-1"
+    )
     wrong = tmp_path / "wrong.onnx"
     onnx.save(mlp_actor(11, 2).model, str(wrong))
     assert "observation size mismatch" in one_line_error(

@@ -14,7 +14,7 @@ import pytest
 from compiler import ParityReport, check_parity, compile_program, load_actor
 from compiler.build._actor import Actor
 from compiler.cli._main import main
-from exploy_dsl import ExployDslError, Program, op, term
+from exploy_dsl import Program, UsageError, op, term
 from tests._support import mlp_actor
 from tests.compiler import _mutations as plant
 from tests.compiler.test_parity import tiny_program
@@ -240,8 +240,8 @@ def test_the_report_shows_the_tolerances_that_differ_from_the_default(
             r"tolerance pattern\(s\) 'output\.\*\.effort' match no output of the check; the "
             r"outputs are actions, obs, y, memory\.m\.out\. Fix: use a wire name or a glob",
         ),
-        ({"y": -1.0}, r"atol of 'y' must be a number >= 0, got -1\.0"),
-        ({"y": (1e-4, float("nan"))}, r"rtol of 'y' must be a number >= 0, got nan"),
+        ({"y": -1.0}, r"atol of 'y' must be a finite number >= 0, got -1\.0\. Fix: e\.g\. 1e-5\."),
+        ({"y": (1e-4, float("nan"))}, r"rtol of 'y' must be a finite number >= 0, got nan"),
         ({"y": "1e-4"}, r"the tolerance of 'y' must be atol or \(atol, rtol\), got '1e-4'"),
         ([("y", 1e-4)], r"tolerances must be a dict of output name or glob -> \(atol, rtol\)"),
     ],
@@ -250,7 +250,7 @@ def test_bad_tolerances_are_user_errors(
     tiny_file: tuple[onnx.ModelProto, onnx.ModelProto], tolerances: Any, message: str
 ) -> None:
     model, actor = tiny_file
-    with pytest.raises(ExployDslError, match=message):
+    with pytest.raises(UsageError, match=message):
         check_parity(model, tiny_program(), actor, steps=1, tolerances=tolerances)
 
 

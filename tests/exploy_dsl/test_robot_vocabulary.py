@@ -121,8 +121,15 @@ def test_se2_command_ranges_are_stored_as_float_lists() -> None:
     [
         (None, r"needs ranges.*Fix: pass ranges="),
         ({"lin_vel_x": (-1, 1)}, r"exactly the keys lin_vel_x, lin_vel_y, ang_vel_z, got"),
-        ({**RANGES, "ang_vel_z": (1, -1)}, r"ranges\['ang_vel_z'\] must be \(lo, hi\)"),
-        ({**RANGES, "lin_vel_x": 1.0}, r"ranges\['lin_vel_x'\] must be \(lo, hi\)"),
+        (
+            {**RANGES, "ang_vel_z": (1, -1)},
+            r"ranges\['ang_vel_z'\] must be a pair \(lo, hi\) of finite numbers with lo <= hi, "
+            r"got \(1, -1\)",
+        ),
+        (
+            {**RANGES, "lin_vel_x": 1.0},
+            r"ranges\['lin_vel_x'\] must be a pair \(lo, hi\) of finite numbers",
+        ),
     ],
 )
 def test_se2_command_range_mistakes_are_named(ranges: Any, match: str) -> None:
@@ -210,8 +217,14 @@ def test_joint_targets_declare_three_outputs_and_broadcast_scalar_gains() -> Non
         ({"names": NAMES, "damping": 0.0}, r"needs stiffness: .*skips the group"),
         ({"stiffness": 1.0}, r"needs names, damping: "),
         ({"names": NAMES, "stiffness": [1.0, 2.0], "damping": 0}, r"has 2 values for 3 joints"),
-        ({"names": NAMES, "stiffness": 1.0, "damping": float("nan")}, r"damping\[0\] is nan"),
-        ({"names": NAMES, "stiffness": [1, -2, 3], "damping": 0}, r"stiffness\[1\] is -2"),
+        (
+            {"names": NAMES, "stiffness": 1.0, "damping": float("nan")},
+            r"damping\[0\] must be a finite number >= 0, got nan",
+        ),
+        (
+            {"names": NAMES, "stiffness": [1, -2, 3], "damping": 0},
+            r"stiffness\[1\] must be a finite number >= 0, got -2\.",
+        ),
         ({"names": NAMES, "stiffness": "20", "damping": 0}, r"stiffness has 2 values"),
     ],
 )
