@@ -79,4 +79,13 @@ class UsageError(ExployDslError):
 
 
 class GraphInterpreterError(ExployDslError):
-    """The NumPy reference interpreter cannot plan or run a graph (a stage's or an actor's)."""
+    """The NumPy reference interpreter cannot plan or run a graph (a stage's or an actor's).
+
+    ``node`` names the failing node (``#3 Gather 'Gather_0'``) and ``reason`` says why, when
+    the error comes from one node; messages for users lead with the stage, not the node.
+    """
+
+    def __init__(self, message: str, *, node: str | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.node = node
+        self.reason = reason

@@ -258,8 +258,11 @@ def _run(
         else:
             since_reset[tick] = since_reset[tick - 1] + 1
         feeds = stream.at(tick)
+        # The reference first: when a stage cannot run on these inputs, its error names the
+        # stage and the user's line, where onnxruntime's would name a node of the file.
+        expected = reference.step(feeds)
         compiled = runtime.step(feeds)
-        comparator.add(reference.step(feeds), compiled, finite_inputs=bool(finite[tick]))
+        comparator.add(expected, compiled, finite_inputs=bool(finite[tick]))
         if replay is not None and file_actions is not None:
             file_actions.compiled, file_actions.own = compiled, None
             # The stages are fed the file's actions: a NaN there is the actor's, not theirs.

@@ -12,6 +12,7 @@ import onnx
 import onnx.inliner
 from onnx import numpy_helper
 
+from exploy_dsl._errors import GraphInterpreterError
 from exploy_dsl.contract._graphs import default_opset, is_default_domain, subgraphs
 from exploy_dsl.reference._numpy_ops import (
     LEGACY_OPS,
@@ -26,10 +27,6 @@ __all__ = ["GraphInterpreter", "GraphInterpreterError"]
 _SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 # Constant folding keeps results up to this many elements; bigger ones are recomputed per run.
 _FOLD_MAX_ELEMENTS = 1 << 20
-
-
-class GraphInterpreterError(ValueError):
-    """Raised when a graph cannot be planned or a run fails."""
 
 
 class _Unsupported(Exception):
@@ -316,7 +313,10 @@ class GraphInterpreter:
                 result = step.fn(*[known[n] for n in step.inputs], **step.attrs)
         except Exception as exc:
             if required:
-                raise GraphInterpreterError(f"{step.label} failed: {exc}") from exc
+                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+                raise GraphInterpreterError(
+                    f"{step.label} failed: {reason}", node=step.label, reason=reason
+                ) from exc
             return None  # report the problem at run time, with the real feeds
         values = list(result) if step.multi else [result]
         if not required and any(np.size(v) > _FOLD_MAX_ELEMENTS for v in values):
@@ -389,9 +389,10 @@ class GraphInterpreter:
                     else:
                         env[outs[0]] = result
         except Exception as exc:
-            assert step is not None
+            node = step.label if step is not None else "?"
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             raise GraphInterpreterError(
-                f"{step.label} failed: {type(exc).__name__}: {exc}"
+                f"{node} failed: {reason}", node=node, reason=reason
             ) from exc
 
         return {name: _to_output(env[name]) for name in self._output_names}

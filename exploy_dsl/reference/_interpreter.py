@@ -22,7 +22,7 @@ from exploy_dsl.authoring._program import Program
 from exploy_dsl.authoring._trace import StageGraph, TracedProgram, trace
 from exploy_dsl.contract._tick import StageKind, is_policy_step, run_tick
 from exploy_dsl.contract._wires import ACTIONS, OBS
-from exploy_dsl.reference._graph_interpreter import GraphInterpreter
+from exploy_dsl.reference._graph_interpreter import GraphInterpreter, GraphInterpreterError
 from exploy_dsl.runtime._runtime import _cast
 
 # An actor as NumPy: its inputs by the actor's own names -> its outputs by those names.
@@ -147,7 +147,13 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
 
 def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
     # The same NumPy interpreter as the stages; initializers listed as inputs are not inputs.
-    interpreter = GraphInterpreter(model)
+    try:
+        interpreter = GraphInterpreter(model)
+    except GraphInterpreterError as exc:
+        raise ActorError(
+            f"reference actor ONNX model cannot be run by the reference interpreter: {exc}. "
+            "Fix: export the actor with standard ONNX ops."
+        ) from None
     initializers = {t.name for t in model.graph.initializer}
     inputs = {name for name in interpreter.input_names if name not in initializers}
     wanted_in = {p.name for p in signature.inputs}
@@ -160,7 +166,14 @@ def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
         )
 
     def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = interpreter.run(dict(feeds))
+        try:
+            results = interpreter.run(dict(feeds))
+        except GraphInterpreterError as exc:
+            raise GraphInterpreterError(
+                f"reference actor ONNX model failed in the reference interpreter: {exc}",
+                node=exc.node,
+                reason=exc.reason,
+            ) from exc
         return {name: np.asarray(results[name], dtype=np.float32) for name in wanted_out}
 
     return run
@@ -185,10 +198,11 @@ class _NumpyTick:
         shapes = traced.output_shapes()
         # The apply-only step's actions and obs: the same zeros every tick, so read-only.
         self._zeros = {n: _frozen(np.zeros(shapes[n], np.float32)) for n in (ACTIONS, OBS)}
+        self.step_count = 0  # the tick being run, for error messages
 
     def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if kind != "actor":
-            return self._stages[kind].run(env)
+            return self._stages[kind].run(env, self.step_count)
         outputs = self._actor(self._signature.feeds(env, _reshape))
         for port in self._signature.outputs:
             value = outputs.get(port.name)
@@ -210,13 +224,33 @@ class _Stage:
     """One stage graph, planned once; ``run(env)`` reads its ports and returns its writes."""
 
     def __init__(self, stage: StageGraph) -> None:
-        self._graph = GraphInterpreter(stage.model)
+        # Errors name the stage and the user's line; spox's node names mean nothing to a user.
+        self._where = f"{stage.label} ({stage.location})"
+        try:
+            self._graph = GraphInterpreter(stage.model)
+        except GraphInterpreterError as exc:
+            raise GraphInterpreterError(
+                f"{self._where} cannot be planned by the reference interpreter: {exc}",
+                node=exc.node,
+                reason=exc.reason,
+            ) from exc
         self._reads = self._graph.input_names
         # Memory writes leave the graph as memory.<name>.out; the env keeps them as memory.<name>.
         self._writes = tuple(zip(stage.output_names, stage.writes, strict=True))
 
-    def run(self, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = self._graph.run({name: env[name] for name in self._reads})
+    def run(self, env: Mapping[str, np.ndarray], tick: int) -> dict[str, np.ndarray]:
+        try:
+            results = self._graph.run({name: env[name] for name in self._reads})
+        except GraphInterpreterError as exc:
+            raise GraphInterpreterError(
+                f"{self._where} failed at ctx.step_count {tick} in the reference interpreter: "
+                f"{exc.reason or exc}{f' (in its node {exc.node})' if exc.node else ''}. "
+                "Fix: keep what the stage "
+                "computes valid for every input value it may get (e.g. clip an index read from "
+                "an input into range).",
+                node=exc.node,
+                reason=exc.reason,
+            ) from exc
         return {write: results[name] for name, write in self._writes}
 
 
@@ -259,6 +293,7 @@ class ReferenceInterpreter:
         """One tick (DESIGN.md section 3): policy step when ``tick % decimation == 0``."""
         env = self._check(inputs)
         env.update(self.memory)
+        self._tick.step_count = self.tick
         result = run_tick(
             self._tick,
             env,

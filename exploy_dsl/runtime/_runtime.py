@@ -42,6 +42,7 @@ class Runtime:
         model = load_model(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
         self.contract: FileContract = read_contract(model, label)
+        self._label = label
         _refuse_non_finite_initial_values(self.contract, label)
         self._session = load_session(model.SerializeToString(), label, threads=threads)
         self._output_names = [o.name for o in self._session.get_outputs()]
@@ -65,7 +66,19 @@ class Runtime:
         feeds = self._check(inputs)
         feeds[STEP_COUNT] = np.array(self.tick, dtype=np.int32)
         feeds.update(self.memory)
-        values = self._session.run(self._output_names, feeds)
+        try:
+            values = self._session.run(self._output_names, feeds)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("onnxruntime"):
+                raise
+            # onnxruntime's own exceptions; a data-dependent failure (an index out of range).
+            reason = " ".join(str(exc).split())
+            raise RuntimeInputError(
+                f"{self._label} failed in onnxruntime at ctx.step_count {self.tick}: {reason}. "
+                "Fix: keep what the program's stages compute valid for every input value "
+                "(e.g. clip an index read from an input into range); `exploy-dsl check` names "
+                "the stage."
+            ) from None
         results = dict(zip(self._output_names, values, strict=True))
         for wire in self.contract.memory:
             self.memory[wire.name] = results[in_to_out(wire.name)]

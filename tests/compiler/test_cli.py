@@ -18,7 +18,7 @@ import onnx
 import pytest
 
 from compiler.cli._main import main
-from exploy_dsl import Runtime, read_contract
+from exploy_dsl import Runtime, RuntimeInputError, read_contract
 from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
@@ -302,7 +302,10 @@ ERRORS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     ),
     "no program": (no_program, r"empty.py defines no module-level `program`"),
     "not a program": (not_a_program, r"`program` is a int, not an exploy_dsl.Program"),
-    "import raises": (import_raises, r"broken.py failed to import at .*broken.py:3 .*KeyError"),
+    "import raises": (
+        import_raises,
+        r"broken.py failed to import at .*broken.py:3(:10)? \(`LIMITS = .*`\): KeyError: 'kd'$",
+    ),
     "syntax error": (syntax_error, r"syntax.py:1: syntax error"),
     "broken stage": (broken_stage, r"'aa' is not declared in program 'bad'.*Did you mean 'a'"),
     "wrong observation size": (
@@ -385,3 +388,65 @@ def test_the_console_script_reports_a_user_error_in_one_line(tmp_path: Path) -> 
         "exploy-dsl compile: error: actor file 'missing.onnx' does not exist. "
         "Fix: check the path.\n"
     )
+
+
+# -- a stage that fails while check runs it -----------------------------------------------------
+
+GATHER_PROGRAM = """\
+    import numpy as np
+    from exploy_dsl import Program, op, term
+
+    program = Program("pick", decimation=2, sim_dt=0.01)
+    x = program.input("x", 4)
+    idx = program.input("idx", 1, dtype="int32")
+    m = program.memory("m", 2)
+    o = program.output("o", 2)
+
+
+    @program.observations
+    def observations(v):
+        picked = op.gather(v[x], op.reshape(v[idx], op.const(np.array([1]))), axis=1)
+        return [term("x", v[x]), term("picked", picked)]
+
+
+    @program.process_actions(n_actions=2)
+    def process(v, actions):
+        return {m: actions}
+
+
+    @program.apply_actions
+    def apply(v):
+        return {o: v[m]}
+"""
+
+
+def test_a_stage_failing_in_the_reference_interpreter_names_the_stage_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    program = write(tmp_path / "gather.py", GATHER_PROGRAM)
+    onnx.save(mlp_actor(5, 2).model, str(tmp_path / "actor.onnx"))
+    file = tmp_path / "pick.onnx"
+    actor = ["--actor", str(tmp_path / "actor.onnx")]
+    assert main(["compile", str(program), *actor, "-o", str(file)]) == 0
+    capsys.readouterr()
+    # An index the robot sends that is out of range for the 4 values gathered from.
+    trace = tmp_path / "trace.npz"
+    np.savez(trace, x=np.zeros((2, 1, 4), np.float32), idx=np.full((2, 1, 1), 7, np.int32))
+    assert main(["check", str(file), str(program), *actor, "--trace", str(trace)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "Traceback" not in err
+    assert re.fullmatch(
+        r"exploy-dsl check: error: observations stage 'observations' \(.*gather\.py:11\) "
+        r"failed at ctx\.step_count 0 in the reference interpreter: IndexError: index 7 is out "
+        r"of bounds for axis 1 with size 4 \(in its node #\d+ Gather '\w+'\)\. Fix: keep what "
+        r"the stage computes valid for every input value .*\n",
+        err,
+    ), err
+    # The file itself, run as a robot would, says what failed in one line too.
+    feeds = {"x": np.zeros((1, 4), np.float32), "idx": np.full((1, 1), 7, np.int32)}
+    with pytest.raises(
+        RuntimeInputError,
+        match=r"^'.*pick\.onnx' failed in onnxruntime at ctx\.step_count 0: .*Gather.* "
+        r"idx=7 must be within the inclusive range \[-4,3\]\. Fix: keep what the program's",
+    ):
+        Runtime(file).step(feeds)

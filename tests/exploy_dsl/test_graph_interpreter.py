@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
+from exploy_dsl import ExployDslError
 from exploy_dsl.reference._graph_interpreter import GraphInterpreter, GraphInterpreterError
 from exploy_dsl.reference._numpy_ops import OPS
 
@@ -882,7 +883,8 @@ def test_missing_feed_names_the_input_and_lists_expected_ones() -> None:
         GraphInterpreterError, match=r"missing feed\(s\) \['b'\].*expects inputs \['a', 'b'\]"
     ):
         interpreter.run({"a": X23})
-    assert issubclass(GraphInterpreterError, ValueError)
+    # One of ours, so the CLI prints it as one line instead of a traceback.
+    assert issubclass(GraphInterpreterError, ExployDslError)
 
 
 def test_unknown_feed_is_rejected() -> None:
@@ -897,8 +899,10 @@ def test_runtime_failure_names_the_node() -> None:
         {"x": X23, "shape": i64(4, 4)},
         ["y"],
     )
-    with pytest.raises(GraphInterpreterError, match=r"Reshape 'bad_reshape' failed"):
+    with pytest.raises(GraphInterpreterError, match=r"Reshape 'bad_reshape' failed") as info:
         GraphInterpreter(model).run({"x": X23, "shape": i64(4, 4)})
+    assert info.value.node == "#0 Reshape 'bad_reshape'"
+    assert info.value.reason is not None and info.value.reason.startswith("ValueError: ")
 
 
 def test_undefined_name_is_reported_at_construction() -> None:
