@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -382,6 +384,98 @@ def test_a_python_error_in_a_stage_is_reported_at_the_users_line(ports: Ports) -
         match=r"process_actions stage 'process' failed at " + at_this_file(line) + r".*KeyError",
     ):
         trace(ports.stages(process=process))
+
+
+def test_a_term_clip_of_strings_is_a_stage_error_at_the_users_line(ports: Ports) -> None:
+    def observations(v: Any) -> list[Any]:
+        return [exploy_dsl.term("pos", v[ports.pos], clip=("lo", "hi"))]  # line: term clip
+
+    line = marker_line("term clip")
+    with pytest.raises(
+        StageError,
+        match=r"^observations stage 'observations' at "
+        + at_this_file(line)
+        + r".*: term 'pos' clip must be a pair \(lo, hi\) of numbers with lo < hi, got "
+        r"\('lo', 'hi'\)\. Fix: e\.g\. clip=\(-1\.0, 1\.0\)\.$",
+    ):
+        trace(ports.stages(observations=observations))
+
+
+def test_a_term_scale_that_is_no_number_is_a_stage_error_at_the_users_line(ports: Ports) -> None:
+    def observations(v: Any) -> list[Any]:
+        return [exploy_dsl.term("pos", v[ports.pos], scale="abc")]  # line: term scale
+
+    line = marker_line("term scale")
+    with pytest.raises(
+        StageError,
+        match=r"^observations stage 'observations' at "
+        + at_this_file(line)
+        + r".*: term 'pos' scale must be a finite number or a sequence of finite numbers, "
+        r"got 'abc'\. Fix: e\.g\. scale=2\.0, or one factor per element\.$",
+    ):
+        trace(ports.stages(observations=observations))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"clip": (1.0, -1.0)}, r"term 'pos' clip must be a pair .* got \(1\.0, -1\.0\)"),
+        ({"clip": (0.0, float("nan"))}, r"term 'pos' clip must be a pair .* got \(0\.0, nan\)"),
+        ({"clip": 5.0}, r"term 'pos' clip must be a pair \(lo, hi\) .* got 5\.0"),
+        ({"scale": [1.0, float("inf")]}, r"term 'pos' scale must be .* got \[1\.0, inf\]"),
+        ({"scale": [1.0, 2.0, 3.0]}, r"term 'pos' scale has 3 entries; expected 1 or 2"),
+    ],
+)
+def test_term_clip_and_scale_mistakes_are_stage_errors(
+    ports: Ports, kwargs: dict[str, Any], message: str
+) -> None:
+    program = ports.stages(observations=lambda v: [exploy_dsl.term("pos", v[ports.pos], **kwargs)])
+    with pytest.raises(StageError, match=r"^observations stage '<lambda>' .*" + message):
+        trace(program)
+
+
+def test_a_term_made_outside_a_stage_checks_its_clip_too() -> None:
+    with pytest.raises(StageError, match=r"^term 'x' clip must be a pair \(lo, hi\)"):
+        exploy_dsl.Term("x", 0.0, clip=("a", "b"))  # type: ignore[arg-type]
+    assert exploy_dsl.term("x", 0.0, clip=[-1, 1]).clip == (-1.0, 1.0)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="columns (co_positions) are new in 3.11")
+def test_a_stage_error_points_at_the_column_too(ports: Ports) -> None:
+    def process(v: Any, a: Any) -> dict[Any, Any]:
+        gain = 1.0 + {"kp": 1.0}["kd"]  # line: column
+        return {ports.last: a * gain}
+
+    line = marker_line("column")
+    column = THIS_FILE.read_text().splitlines()[line - 1].index('{"kp"') + 1
+    with pytest.raises(
+        StageError,
+        match=r"process_actions stage 'process' failed at "
+        + at_this_file(line)
+        + f":{column} "
+        + r"\(`gain = 1\.0 \+ \{\"kp\": 1\.0\}\[\"kd\"\]  # line: column`\): KeyError: 'kd'$",
+    ):
+        trace(ports.stages(process=process))
+
+
+def test_a_helper_installed_in_site_packages_is_pointed_at(ports: Ports, tmp_path: Path) -> None:
+    # The user's own pip-installed package is the user's code, not a library.
+    folder = tmp_path / "lib" / "python3" / "site-packages"
+    folder.mkdir(parents=True)
+    helper = folder / "my_policy_helpers.py"
+    helper.write_text('def gain():\n    return {"kp": 1.0}["kd"]\n')
+    spec = importlib.util.spec_from_file_location("my_policy_helpers", helper)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    program = ports.stages(process=lambda v, a: {ports.last: a * module.gain()})
+    with pytest.raises(
+        StageError,
+        match=r"process_actions stage '<lambda>' failed at .*site-packages/my_policy_helpers\.py:2"
+        r"(:\d+)? \(`return \{\"kp\": 1\.0\}\[\"kd\"\]`\): KeyError: 'kd'$",
+    ):
+        trace(program)
 
 
 def test_trace_refuses_what_is_not_a_program() -> None:
