@@ -106,8 +106,17 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
         raise FileContractError(f"file {str(path)!r} is not a readable ONNX model: {exc}") from None
 
 
-def read_contract(model: onnx.ModelProto, source: str = "file") -> FileContract:
-    """Validate ``model`` against DESIGN.md section 2 and describe it; errors name the key."""
+def read_contract(
+    model: str | os.PathLike[str] | bytes | onnx.ModelProto, source: str | None = None
+) -> FileContract:
+    """Validate ``model`` against DESIGN.md section 2 and describe it; errors name the key.
+
+    ``model`` is a path to the file, its bytes or a loaded ``onnx.ModelProto``; ``source``
+    names it in errors (default: the path, else ``file``).
+    """
+    if source is None:
+        source = repr(str(model)) if isinstance(model, (str, os.PathLike)) else "file"
+    model = load_model(model)
     graph = model.graph
     metadata = {p.key: p.value for p in model.metadata_props}
     missing = [k for k in REQUIRED_KEYS if k not in metadata]

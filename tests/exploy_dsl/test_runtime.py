@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,43 @@ def test_a_file_that_is_not_onnx_is_named(tmp_path: Path) -> None:
     path.write_text("not a model")
     with pytest.raises(FileContractError, match=r"is not a readable ONNX model"):
         load_model(path)
+
+
+@pytest.mark.parametrize("form", ["path", "str", "bytes", "model"])
+def test_read_contract_takes_a_path_bytes_or_a_model(quadruped: Compiled, form: str) -> None:
+    source = {
+        "path": quadruped.path,
+        "str": str(quadruped.path),
+        "bytes": quadruped.path.read_bytes(),
+        "model": quadruped.model,
+    }[form]
+    contract = read_contract(source)
+    assert contract.decimation == 4
+    assert contract.memory_names == ("actions", "joint_pos.processed_actions")
+
+
+def test_read_contract_names_a_missing_path_and_a_wrong_type(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.onnx"
+    with pytest.raises(FileContractError, match=r"file '.*nope\.onnx' does not exist\. Fix"):
+        read_contract(missing)
+    with pytest.raises(
+        FileContractError,
+        match=r"expected a path to an \.onnx file, bytes or an onnx\.ModelProto, got int 42",
+    ):
+        read_contract(42)  # type: ignore[arg-type]
+
+
+def test_read_contract_of_a_path_names_the_path_in_errors(
+    quadruped: Compiled, tmp_path: Path
+) -> None:
+    broken = edited(quadruped.model, set_metadata("decimation", "zero"))
+    path = tmp_path / "broken.onnx"
+    onnx.save(broken, str(path))
+    with pytest.raises(
+        FileContractError,
+        match=rf"^{re.escape(repr(str(path)))}: metadata key .decimation. = .zero.",
+    ):
+        read_contract(path)
 
 
 # -- read_contract refuses broken files ---------------------------------------------------------
