@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import types
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +137,16 @@ def test_the_testing_kit_is_pinned_and_imports_no_hypothesis_until_asked() -> No
     assert sorted(exploy_dsl.testing.__all__) == TESTING_API
     code = "import sys, exploy_dsl.testing; assert 'hypothesis' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_the_bare_base_error_is_never_raised() -> None:
+    # Every failure has its own class, so callers can catch exactly what they handle.
+    root = Path(__file__).resolve().parent.parent
+    raising = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("exploy_dsl", "compiler")
+        for path in sorted((root / folder).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"raise ExployDslError\b", line)
+    ]
+    assert raising == []

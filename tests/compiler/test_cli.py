@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -18,7 +19,7 @@ import onnx
 import pytest
 
 from compiler.cli._main import main
-from exploy_dsl import Runtime, RuntimeInputError, read_contract
+from exploy_dsl import Runtime, RuntimeInputError, UsageError, read_contract
 from tests._support import EXAMPLES, Compiled, mlp_actor, random_feeds, run, session
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
@@ -450,3 +451,11 @@ def test_a_stage_failing_in_the_reference_interpreter_names_the_stage_and_line(
         r"idx=7 must be within the inclusive range \[-4,3\]\. Fix: keep what the program's",
     ):
         Runtime(file).step(feeds)
+
+
+def test_run_with_no_ticks_is_a_usage_error(compiled: dict[str, Compiled]) -> None:
+    from compiler.cli._cmd_run import run as run_command
+
+    args = argparse.Namespace(file=str(compiled["tutorial"].path), ticks=0, seed=0, first_tick=0)
+    with pytest.raises(UsageError, match=r"^--ticks must be >= 1, got 0\.$"):
+        run_command(args)

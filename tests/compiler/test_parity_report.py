@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from compiler import check_parity
 from compiler.check._element_names import ElementNames
 from compiler.check._progress import LONG_RUN_TICKS, Progress
 from compiler.cli._main import main
-from exploy_dsl import read_contract, trace
+from exploy_dsl import WriteError, read_contract, trace
 from tests._support import EXAMPLES, Compiled, mlp_actor
 from tests.compiler import _mutations as plant
 
@@ -161,6 +162,41 @@ def test_a_file_of_another_program_fails_without_running_or_plotting(
     assert out.count("not run: the file's inputs differ from the program's") == 2
     assert "result: FAIL: the file differs from the program in 32 place(s); parity not run" in out
     assert f"no plot written to {png}: no parity run was made" in out and not png.exists()
+
+
+def test_plot_to_a_format_matplotlib_lacks_is_refused_and_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, compiled: dict[str, Compiled]
+) -> None:
+    example = compiled["tutorial"]
+    actor = tmp_path / "actor.onnx"
+    onnx.save(example.actor.model, str(actor))
+    plot = tmp_path / "worst.xyz"
+    args = [str(example.path), TUTORIAL, "--actor", str(actor), "--steps", "8", "--plot", str(plot)]
+    assert main(["check", *args]) == 2
+    err = capsys.readouterr().err
+    assert re.fullmatch(
+        r"exploy-dsl check: error: cannot write plot '.*worst\.xyz': matplotlib writes no 'xyz' "
+        r"images\. Fix: name a \.png \(or \.pdf, \.svg\) file\.\n",
+        err,
+    ), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["actor.onnx"]
+
+
+def test_plot_into_a_missing_folder_is_a_write_error(
+    tmp_path: Path, compiled: dict[str, Compiled]
+) -> None:
+    from compiler.check._plot import plot_report
+
+    example = compiled["tutorial"]
+    report = check_parity(
+        example.model,
+        example.program_file.program,
+        example.actor.model,
+        steps=8,
+        keep_history=True,
+    )
+    with pytest.raises(WriteError, match=r"cannot write '.*worst\.png': folder '.*nowhere' does"):
+        plot_report(report, tmp_path / "nowhere" / "worst.png")
 
 
 def test_plot_without_matplotlib_is_a_one_line_user_error(

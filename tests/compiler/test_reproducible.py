@@ -19,7 +19,7 @@ from compiler import compile_program
 from compiler.build._reproducible import STAMP_KEY, weights_sha256
 from compiler.cli._main import main
 from compiler.cli._program_file import ProgramFile
-from exploy_dsl import trace
+from exploy_dsl import UsageError, trace
 from tests._support import EXAMPLES, ROOT, mlp_actor
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
@@ -190,3 +190,10 @@ def test_a_bad_model_source_is_a_user_error(
     assert err.count("\n") == 1 and "Traceback" not in err
     assert err.startswith("exploy-dsl compile: error: ")
     assert re.search(match, err), err
+
+
+def test_model_source_mistakes_are_usage_errors() -> None:
+    from compiler.cli._cmd_compile import parse_model_source
+
+    with pytest.raises(UsageError, match=r"--model-source is JSON int, expected an object"):
+        parse_model_source("3")

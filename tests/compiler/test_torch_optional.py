@@ -7,6 +7,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
+from compiler import load_actor
+from compiler.cli._program_file import load_program_file
+from exploy_dsl import MissingDependencyError
+
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = textwrap.dedent(
@@ -75,3 +81,41 @@ def test_torch_actor_file_without_torch_is_a_clear_error(tmp_path: Path) -> None
     assert "torch is not installed" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "t.onnx").exists()
+
+
+def test_actor_needing_torch_without_torch_is_a_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    loaded = load_program_file(ROOT / "examples" / "quadruped.py")
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"quadruped\.py: actor\(\) needs torch, which is not installed \(.*\)\. "
+        r"Fix: pip install 'exploy-dsl\[torch\]', or pass --actor A\.onnx\.$",
+    ):
+        loaded.actor(None)
+
+
+def test_actor_needing_another_missing_module_names_it(tmp_path: Path) -> None:
+    source = (ROOT / "examples" / "tutorial.py").read_text().split("def actor(")[0]
+    program = tmp_path / "needs.py"
+    program.write_text(source + "\n\ndef actor():\n    import not_installed_xyz\n")
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"actor\(\) needs not_installed_xyz, which is not installed .* "
+        r"Fix: pip install not_installed_xyz, or pass --actor A\.onnx\.$",
+    ):
+        load_program_file(program).actor(None)
+
+
+def test_torch_actor_file_without_torch_is_a_missing_dependency(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    actor = tmp_path / "a.pt"
+    actor.write_bytes(b"not really torch")
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(
+        MissingDependencyError,
+        match=r"actor '.*a\.pt' is a torch file but torch is not installed\. Fix: pip install",
+    ):
+        load_actor(actor, n_obs=10)
