@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import numpy as np
 import onnx
+from tqdm import tqdm
 
 from compiler.build._actor import Exporter, exporter_of_source, prepare_actor
 from compiler.build._compile import DEFAULT_OPSET
@@ -17,7 +19,6 @@ from compiler.check._compare import SignalComparator, SignalErrors, Tolerance, f
 from compiler.check._element_names import ElementNames
 from compiler.check._file_vs_program import Mismatch, compare_file_with_program
 from compiler.check._inputs import InputStream, random_stream
-from compiler.check._progress import Progress
 from compiler.check._report import Diagnosis, Divergence, OutputReport, ParityReport, RunReport
 from compiler.check._tolerances import ToleranceSpec, check_tolerance, resolve
 from exploy_dsl import (
@@ -43,6 +44,15 @@ DEFAULT_STEPS = 300
 DEFAULT_TOLERANCE = 1e-5
 # Our runtime's first call after a reset is k = 0; exploy's C++ controller's is k = 1.
 START_CONVENTIONS = (0, 1)
+
+
+class ProgressBar(Protocol):
+    """What check_parity advances by ticks run, e.g. a ``tqdm`` bar (closed when done)."""
+
+    def update(self, n: int = 1) -> object: ...
+    def close(self) -> None: ...
+
+
 _FIRST_TICKS = "e.g. first_ticks=(0, 1) (0: our runtime's first call, 1: exploy's controller's)"
 
 
@@ -59,7 +69,7 @@ def check_parity(
     inputs: InputStream | None = None,
     first_ticks: Sequence[int] = START_CONVENTIONS,
     keep_history: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressBar | None = None,
     actor_samples: int = DEFAULT_SAMPLES,
 ) -> ParityReport:
     """Check that ``file`` does what ``program`` with ``actor`` says, tick by tick.
@@ -104,7 +114,7 @@ def check_parity(
     actor_report = check_actor(loaded, per_output["actions"], samples=actor_samples, seed=seed)
     names = ElementNames(traced, contract.metadata)
     skipped = _why_not_run(static, contract)
-    bar = progress or Progress(0, "", enabled=False)
+    bar: ProgressBar = progress if progress is not None else tqdm(disable=True)
     runs = []
     for first_tick in first_ticks:
         if skipped is not None:
@@ -226,7 +236,7 @@ def _run(
     tolerances: Mapping[str, Tolerance],
     names: ElementNames,
     keep_history: bool,
-    progress: Progress,
+    progress: ProgressBar,
 ) -> RunReport:
     runtime = Runtime(model, first_tick=first_tick)
     reference = ReferenceInterpreter(traced, actor, first_tick=first_tick)

@@ -6,14 +6,18 @@ import argparse
 import sys
 from typing import Any
 
+from tqdm import tqdm
+
 from compiler.check._inputs import load_trace, save_trace
 from compiler.check._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVENTIONS, check_parity
 from compiler.check._plot import plot_report, require_matplotlib
-from compiler.check._progress import Progress
 from compiler.check._tolerances import parse_cli
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
+
+# Below this many ticks a run takes well under a second: no bar unless a person watches.
+LONG_RUN_TICKS = 2000
 
 
 def register(sub: Any) -> None:
@@ -73,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     actor = loaded.actor(args.actor)
     stream = load_trace(args.trace, loaded.program) if args.trace is not None else None
     ticks = args.steps if args.steps is not None else (stream.ticks if stream else DEFAULT_STEPS)
-    progress = Progress.for_ticks(ticks * len(START_CONVENTIONS), "exploy-dsl check")
+    progress = progress_bar(ticks * len(START_CONVENTIONS))
     report = check_parity(
         args.file,
         loaded.program,
@@ -97,3 +101,19 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(f"no plot written to {args.plot}: no parity run was made (see above)")
     return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def progress_bar(total: int) -> tqdm:
+    """A bar on stderr, shown on a terminal or for a long run (a log of a CI job)."""
+    terminal = sys.stderr.isatty()
+    return tqdm(
+        total=total,
+        desc="exploy-dsl check",
+        unit="tick",
+        file=sys.stderr,
+        disable=not (terminal or total > LONG_RUN_TICKS),
+        # In a log every redraw is kept: a few lines, not one per tenth of a second.
+        mininterval=0.1 if terminal else 5.0,
+        ascii=not terminal,
+        leave=True,
+    )

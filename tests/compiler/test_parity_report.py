@@ -14,7 +14,7 @@ import pytest
 
 from compiler import check_parity
 from compiler.check._element_names import ElementNames
-from compiler.check._progress import LONG_RUN_TICKS, Progress
+from compiler.cli._cmd_check import LONG_RUN_TICKS, progress_bar
 from compiler.cli._main import main
 from exploy_dsl import WriteError, read_contract, trace
 from tests._support import EXAMPLES, Compiled, mlp_actor
@@ -65,34 +65,38 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_the_progress_bar_is_silent_on_short_runs_in_a_log() -> None:
-    log = io.StringIO()
-    bar = Progress.for_ticks(600, "check", stream=log)
+def test_the_progress_bar_is_silent_on_short_runs_in_a_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bar = progress_bar(600)
     bar.update(600)
     bar.close()
-    assert log.getvalue() == ""
+    assert capsys.readouterr().err == ""
 
 
-def test_the_progress_bar_writes_tenths_on_long_runs_in_a_log() -> None:
-    log = io.StringIO()
-    bar = Progress.for_ticks(LONG_RUN_TICKS + 1000, "check", stream=log)
+def test_the_progress_bar_shows_long_runs_in_a_log(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = progress_bar(LONG_RUN_TICKS + 1000)
     for _ in range(LONG_RUN_TICKS + 1000):
         bar.update()
     bar.close()
-    lines = log.getvalue().splitlines()
-    assert len(lines) == 11 and "\r" not in log.getvalue()
-    assert lines[-1] == f"check [{'#' * 30}] 3000/3000 ticks"
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and err.count("\n") == 1
+    last = err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("exploy-dsl check: 100%|##########| 3000/3000 ")
+    assert "tick/s]" in last
 
 
-def test_the_progress_bar_redraws_in_place_on_a_terminal() -> None:
+def test_the_progress_bar_is_shown_on_a_terminal_even_for_short_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     terminal = Terminal()
-    bar = Progress.for_ticks(10, "check", stream=terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    bar = progress_bar(10)
     bar.update(5)
     bar.update(5)
     bar.close()
     text = terminal.getvalue()
-    assert text.startswith("\rcheck [") and text.endswith("10/10 ticks\n")
-    assert "\n" not in text[:-1]
+    assert text.startswith("\rexploy-dsl check:") and "10/10" in text and text.endswith("\n")
 
 
 def test_a_long_check_shows_progress_on_stderr(
@@ -104,7 +108,9 @@ def test_a_long_check_shows_progress_on_stderr(
     code = main(["check", str(example.path), TUTORIAL, "--actor", str(actor), "--steps", "1100"])
     out, err = capsys.readouterr()
     assert code == 0, out
-    assert err.splitlines()[-1] == f"exploy-dsl check [{'#' * 30}] 2200/2200 ticks"
+    assert (
+        err.rstrip("\n").split("\r")[-1].startswith("exploy-dsl check: 100%|##########| 2200/2200")
+    )
 
 
 # -- the plot -----------------------------------------------------------------------------------
