@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,20 @@ from compiler.cli._program_file import ProgramFile, load_program_file
 from tests._support import EXAMPLES, Compiled, MlpActor, mlp_actor
 
 pytest_plugins = ["pytester"]  # the testing kit's plugin is tested in a pytest of its own
+
+# torch is optional (an ONNX actor needs none): tests marked `torch` skip without it, and
+# `make test` runs the suite once in a venv without torch.
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if HAS_TORCH:
+        return
+    skip = pytest.mark.skip(reason="needs torch (pip install 'exploy-dsl[torch]')")
+    for item in items:
+        if item.get_closest_marker("torch") is not None:
+            item.add_marker(skip)
+
 
 # The seeded ONNX actors of the two reference programs (DESIGN.md section 5).
 ACTOR_SIZES = {"tutorial": (10, 2, 1), "quadruped": (48, 12, 2)}
@@ -52,6 +67,7 @@ def torch_compiled(
     example_programs: dict[str, ProgramFile],
 ) -> Callable[[str, str], tuple[onnx.ModelProto, Any]]:
     """``get(example, exporter)`` -> (model, torch module): each export is done once."""
+    pytest.importorskip("torch")
     cache: dict[tuple[str, str], tuple[onnx.ModelProto, Any]] = {}
 
     def get(name: str, exporter: str) -> tuple[onnx.ModelProto, Any]:

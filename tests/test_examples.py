@@ -14,6 +14,7 @@ from exploy_dsl import Runtime, trace
 from tests._support import example_files, mlp_actor, random_feeds
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.stem)
 def test_the_example_compiles_and_runs(
     path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

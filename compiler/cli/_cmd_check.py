@@ -15,6 +15,7 @@ from compiler.check._tolerances import parse_cli
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
+from exploy_dsl import load_model
 
 # Below this many ticks a run takes well under a second: no bar unless a person watches.
 LONG_RUN_TICKS = 2000
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()  # fail before a long run, not after it
     loaded = load_program_file(args.program)
+    load_model(args.file)  # a missing or unreadable file is named before the actor is made
     actor = loaded.actor(args.actor)
     stream = load_trace(args.trace, loaded.program) if args.trace is not None else None
     ticks = args.steps if args.steps is not None else (stream.ticks if stream else DEFAULT_STEPS)

@@ -66,6 +66,7 @@ def torch_forward(module: Any, obs: np.ndarray) -> np.ndarray:
 # -- compile ------------------------------------------------------------------------------------
 
 
+@pytest.mark.torch
 def test_compile_uses_the_programs_own_actor(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -98,6 +99,7 @@ def test_compile_with_an_onnx_actor(
         np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
+@pytest.mark.torch
 def test_compile_with_a_module_saved_by_torch_save(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -112,6 +114,7 @@ def test_compile_with_a_module_saved_by_torch_save(
     np.testing.assert_allclose(actions, torch_forward(module, obs), atol=1e-5)
 
 
+@pytest.mark.torch
 def test_compile_with_a_torchscript_file(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -131,6 +134,7 @@ def test_compile_with_a_torchscript_file(
     np.testing.assert_allclose(actions, torch_forward(module, obs), atol=1e-5)
 
 
+@pytest.mark.torch
 def test_compile_with_the_torchscript_exporter(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -366,6 +366,7 @@ def test_an_action_size_mismatch_names_both_sizes(compiled: dict[str, Compiled])
         compile_program(program, mlp_actor(10, 3).model)
 
 
+@pytest.mark.torch
 def test_a_torch_actor_of_the_wrong_input_size_is_refused(compiled: dict[str, Compiled]) -> None:
     import torch
 

@@ -73,6 +73,7 @@ def test_an_infinite_actor_weight_is_refused_too() -> None:
         compile_program(tiny_program(), with_weight(0, -INF))
 
 
+@pytest.mark.torch
 def test_a_nan_in_a_torch_actors_parameters_is_refused() -> None:
     import torch
 
@@ -214,6 +215,7 @@ def test_an_overwritten_file_keeps_its_mode(tmp_path: Path, umask: Any) -> None:
     assert stat.S_IMODE(target.stat().st_mode) == 0o640
 
 
+@pytest.mark.torch
 def test_an_onnx_actor_without_its_external_weights_file_is_refused(tmp_path: Path) -> None:
     import torch
 

@@ -315,6 +315,7 @@ def test_an_onnx_actor_is_not_compared_alone_and_the_report_says_why(
 @pytest.fixture(scope="module")
 def tutorial_torch() -> tuple[Program, Actor]:
     """The tutorial program and its default torch actor, exported once (TorchScript, fast)."""
+    pytest.importorskip("torch")
     from compiler.cli._program_file import load_program_file
 
     loaded = load_program_file(TUTORIAL)

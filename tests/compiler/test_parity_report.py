@@ -224,6 +224,7 @@ def test_plot_without_matplotlib_is_a_one_line_user_error(
 # -- the command: exits and user errors ---------------------------------------------------------
 
 
+@pytest.mark.torch
 def test_check_with_the_program_files_default_torch_actor(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
@@ -247,6 +248,7 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return err
 
 
+@pytest.mark.torch
 def test_user_errors_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, compiled: dict[str, Compiled]
 ) -> None:
@@ -274,6 +276,7 @@ def test_user_errors_exit_2_with_one_line(
     assert "defines no actor() and no --actor was given" in one_line_error(capsys, file, str(bare))
 
 
+@pytest.mark.torch
 def test_a_file_that_is_not_an_exploy_file_is_a_user_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -90,6 +90,7 @@ def trained_like_actor(seed: int = 7) -> Any:
 @pytest.fixture(scope="module")
 def high_gain() -> tuple[Program, Actor, onnx.ModelProto]:
     """(program, its torch actor exported once, the compiled file)."""
+    pytest.importorskip("torch")
     program = high_gain_program()
     actor = load_actor(trained_like_actor(), n_obs=3 + 3 * N, exporter="torchscript")
     return program, actor, compile_program(program, actor)

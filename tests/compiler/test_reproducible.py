@@ -38,6 +38,7 @@ def quadruped(example_programs: dict[str, ProgramFile]) -> ProgramFile:
     return example_programs["quadruped"]
 
 
+@pytest.mark.torch
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
 def test_a_torch_actor_compiles_to_the_same_bytes_twice(
     quadruped: ProgramFile, exporter: Any
@@ -65,7 +66,8 @@ def test_an_onnx_actor_file_compiles_to_the_same_bytes_twice_and_keeps_no_folder
 
 
 @pytest.mark.parametrize(
-    ("actor_args", "exporter"), [(["--actor", "ACTOR"], "dynamo"), ([], "dynamo")]
+    ("actor_args", "exporter"),
+    [(["--actor", "ACTOR"], "dynamo"), pytest.param([], "dynamo", marks=pytest.mark.torch)],
 )
 def test_a_compile_in_another_process_gives_the_same_bytes(
     quadruped: ProgramFile, tmp_path: Path, actor_args: list[str], exporter: str
@@ -107,6 +109,7 @@ def test_the_file_records_stage_and_weight_hashes_and_tool_versions(
     assert STAMP_KEY not in meta and "model_source" not in meta
 
 
+@pytest.mark.torch
 def test_torch_is_a_recorded_tool_only_when_it_exported_the_actor(quadruped: ProgramFile) -> None:
     meta = metadata_of(
         compile_program(quadruped.program, quadruped.default_actor(), exporter="torchscript")
