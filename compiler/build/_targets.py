@@ -1,11 +1,12 @@
 """Deployment targets: the opset and IR version each onnxruntime release loads and runs.
 
-Source: /tmp/research/exploy_contract.md, part B (kept in docs/decisions.md). Each row was
-measured on the official PyPI wheel (cp311, manylinux x86_64, latest patch of the minor):
-probe models stamped with IR version 99 and opset 99 make onnxruntime print its limits
-("max supported IR version: N", "official support for domain ai.onnx is till opset N"), and
-a model at exactly (max IR, max opset) was loaded and run. Kernel gaps were measured the same
-way, one model per op at the target's opset (tests/compat/ holds the CI check).
+The table below was measured on the official PyPI wheel of each release (cp311, manylinux
+x86_64, latest patch of the minor): probe models stamped with IR version 99 and opset 99 make
+onnxruntime print its limits ("max supported IR version: N", "official support for domain
+ai.onnx is till opset N"), and a model at exactly (max IR, max opset) was loaded and run.
+Kernel gaps were measured the same way, one model per op at the target's opset
+(tests/compat/ holds the CI check). docs/decisions.md ("Targets", "onnxruntime 1.15 gets
+opset 18") records the choices taken from it.
 """
 
 from __future__ import annotations
