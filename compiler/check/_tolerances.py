@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from compiler.check._compare import Tolerance
 from exploy_dsl import UsageError
-from exploy_dsl._checks import check_number
+from exploy_dsl._checks import check_number, is_number
 
 # What a caller writes per output: atol alone (rtol stays the default) or (atol, rtol).
 ToleranceSpec = float | tuple[float, float]
@@ -84,7 +84,7 @@ def _spec(pattern: str, spec: object, default: Tolerance) -> Tolerance:
             check_tolerance(f"atol of {pattern!r}", spec[0]),
             check_tolerance(f"rtol of {pattern!r}", spec[1]),
         )
-    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+    if is_number(spec):
         return Tolerance(check_tolerance(f"atol of {pattern!r}", spec), default.rtol)
     raise UsageError(
         f"the tolerance of {pattern!r} must be atol or (atol, rtol), got {spec!r}. "

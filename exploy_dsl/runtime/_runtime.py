@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from exploy_dsl._checks import check_int
 from exploy_dsl._errors import FileContractError, RuntimeInputError
 from exploy_dsl.contract._reader import FileContract, load_model, read_contract
 from exploy_dsl.contract._wires import STEP_COUNT, in_to_out, is_memory
@@ -29,16 +30,16 @@ class Runtime:
         threads: int = 1,
         first_tick: int = 0,
     ) -> None:
-        for arg, value, least in (("threads", threads, 1), ("first_tick", first_tick, 0)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise RuntimeInputError(
-                    f"Runtime({arg}=...) must be an int >= {least}, got {value!r}. "
-                    + (
-                        "Fix: first_tick=0 (our runtime) or 1 (exploy's C++ controller)."
-                        if arg == "first_tick"
-                        else "Fix: e.g. threads=1."
-                    )
-                )
+        threads = check_int(
+            threads, "Runtime(threads=...)", fix="e.g. threads=1", error=RuntimeInputError
+        )
+        first_tick = check_int(
+            first_tick,
+            "Runtime(first_tick=...)",
+            minimum=0,
+            fix="first_tick=0 (our runtime) or 1 (exploy's C++ controller)",
+            error=RuntimeInputError,
+        )
         model = load_model(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
         self.contract: FileContract = read_contract(model, label)
