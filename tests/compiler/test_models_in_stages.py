@@ -376,7 +376,8 @@ def test_a_model_that_cannot_be_carried_is_refused_naming_stage_line_model_and_f
 ) -> None:
     make, message = REFUSALS[case]
     # The stage, then the user's line (this file's call_model line), then the model's problem.
-    where = r"observations stage 'observations' at .*test_models_in_stages.py:\d+ \(`features = "
+    # The column follows the line on Python 3.11+.
+    where = r"observations stage .observations. at .*test_models_in_stages\.py:\d+(:\d+)? \(`feat"
     with pytest.raises(StageError, match=where + r".*`\): " + message):
         trace(program(make()))
 
