@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -463,3 +464,15 @@ def test_run_with_no_ticks_is_a_usage_error(compiled: dict[str, Compiled]) -> No
     args = argparse.Namespace(file=str(compiled["tutorial"].path), ticks=0, seed=0, first_tick=0)
     with pytest.raises(UsageError, match=r"^--ticks must be >= 1, got 0\.$"):
         run_command(args)
+
+
+def test_run_into_a_closed_pipe_stops_quietly(tmp_path: Path) -> None:
+    out = tmp_path / "q.onnx"
+    main(["compile", str(QUADRUPED), "-o", str(out)])
+    command = (
+        f"{shlex.quote(sys.executable)} -m compiler.cli run {shlex.quote(str(out))} --ticks 400"
+        " | head -n 1"
+    )
+    done = subprocess.run(["bash", "-c", command], capture_output=True, text=True)
+    assert done.returncode == 0
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
