@@ -22,6 +22,9 @@ _FLOATS = {
 def check_finite(traced: TracedProgram, actor: Actor) -> None:
     """A diverged checkpoint (or an ``inf`` written in a stage) would command NaN: refuse it.
 
+    NaN is refused anywhere; infinity too, except in a tensor that holds nothing but zeros and
+    infinities: the masks attention layers are exported with (``-inf`` fill values).
+
     Looks at every initializer and every tensor attribute (``Constant`` values,
     ``ConstantOfShape`` fills), in subgraphs and local functions too.
     """
@@ -45,7 +48,7 @@ def check_finite(traced: TracedProgram, actor: Actor) -> None:
 def _refuse(values: np.ndarray, what: str, fix: str) -> None:
     flat = values.reshape(-1).astype(np.float64)
     bad = np.flatnonzero(~np.isfinite(flat))
-    if bad.size == 0:
+    if bad.size == 0 or _is_mask(flat):
         return
     kinds = sorted({"NaN" if np.isnan(flat[i]) else "infinity" for i in bad})
     where = ", ".join(
@@ -58,6 +61,15 @@ def _refuse(values: np.ndarray, what: str, fix: str) -> None:
         f"{what} holds {' and '.join(kinds)} at {bad.size} of {flat.size} element(s) "
         f"(first at {where}); {fix}."
     )
+
+
+def _is_mask(flat: np.ndarray) -> bool:
+    """An attention or padding mask: infinities among zeros only (``masked_fill(-inf)``, a
+    causal mask), never NaN. A diverged weight has NaN, or infinities among ordinary values."""
+    if np.isnan(flat).any():
+        return False
+    finite = flat[np.isfinite(flat)]
+    return not finite.any()
 
 
 def _tensors(model: onnx.ModelProto) -> Iterator[tuple[str, np.ndarray]]:

@@ -135,7 +135,13 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
     module = module.eval()
 
     def call(*arrays: np.ndarray) -> Any:
-        tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in arrays]
+        # Each input in its own dtype (a bool mask stays bool), floats as float32.
+        tensors = [
+            torch.from_numpy(
+                np.ascontiguousarray(a, dtype=np.float32 if a.dtype.kind == "f" else a.dtype)
+            )
+            for a in arrays
+        ]
         with torch.inference_mode():
             out = module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)

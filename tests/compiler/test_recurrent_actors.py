@@ -447,3 +447,48 @@ def test_explain_lists_the_outputs_it_dropped(tmp_path: Path) -> None:
     text = render_explain(read_contract(file), "sb3.onnx")
     assert "  dropped outputs (computed, never used): linear_4, sum_1" in text
     assert "  output view float32[1, 3] -> the actions" in text
+
+
+class MaskedActor(torch.nn.Module):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(9, 2)
+
+    def forward(self, obs: Any, ref_obs: Any, ref_mask: Any) -> Any:
+        both = torch.cat([obs, ref_obs], -1)
+        return torch.where(ref_mask, self.lin(both), -self.lin(both))  # mask [1, 1]
+
+
+def test_a_torch_actor_gets_its_bool_input_as_bool_in_the_reference() -> None:
+    torch.manual_seed(4)
+    module = MaskedActor()
+    prog = reference_mode_program()
+    file = compile_program(prog, module, exporter="torchscript")
+    report = check_parity(file, prog, module, steps=80)
+    assert report.ok, report.render()
+
+
+class AttentionActor(torch.nn.Module):  # type: ignore[misc]
+    """torch's MultiheadAttention with a padding mask: exported with -inf fill constants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(N_OBS, 16)
+        self.mha = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+        self.head = torch.nn.Linear(8, N_ACTIONS)
+
+    def forward(self, obs: Any) -> Any:
+        tokens = self.embed(obs).reshape(-1, 2, 8)
+        pad = torch.stack([obs[:, 0] > 100.0, obs[:, 0] < -100.0], 1)
+        out = self.mha(tokens, tokens, tokens, key_padding_mask=pad, need_weights=False)[0]
+        return self.head(out[:, 0])
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_an_attention_mask_of_minus_infinity_is_not_a_diverged_checkpoint(exporter: str) -> None:
+    torch.manual_seed(0)
+    module = AttentionActor().eval()
+    prog = program(declare=False)
+    file = compile_program(prog, module, exporter=exporter)
+    report = check_parity(file, prog, module, steps=60)
+    assert report.ok, report.render()
