@@ -124,3 +124,17 @@ class Compiled:
     actor: MlpActor
     model: onnx.ModelProto
     path: Path
+
+
+@dataclass(frozen=True)
+class CliExample:
+    """An example compiled by ``exploy-dsl compile``: its file, its loaded program, its actor."""
+
+    path: Path
+    out: Path
+    loaded: ProgramFile
+    actor: Any  # the program file's actor() (seeded), or the ONNX actor file given with --actor
+
+    @property
+    def model(self) -> onnx.ModelProto:
+        return onnx.load(str(self.out))
