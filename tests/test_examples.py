@@ -181,14 +181,36 @@ def test_tutorial_lstm_acts_as_exploys_rnn_actor_stepped_by_hand(
     assert np.abs(np.diff(episodes[0][-first_tick % DECIMATION :: DECIMATION], axis=0)).min() > 0
 
 
+def isaaclab_style_onnx(module: Any, shape: tuple[int, ...], path: Path) -> Path:
+    """The actor as Isaac Lab's / rsl_rl's as_onnx write it: obs, h_in, c_in -> actions, ..."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (torch.zeros(1, 48), torch.zeros(shape), torch.zeros(shape)),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["obs", "h_in", "c_in"],
+            output_names=["actions", "h_out", "c_out"],
+        )
+    return path
+
+
+@pytest.mark.parametrize("source", ["module", "isaaclab_onnx"])
 def test_quadruped_recurrent_acts_as_its_lstm_stepped_by_hand(
-    example: Callable[[str], CliExample],
+    example: Callable[[str], CliExample], source: str, tmp_path: Path
 ) -> None:
     ex = example("quadruped_recurrent")
     m, module = ex.loaded.module, ex.loaded.default_actor()
+    shape = (m.LAYERS, 1, m.HIDDEN)
+    if source == "module":
+        file = ex.model
+    else:  # the same declaration, state=[h, c], binds h_in/c_in -> h_out/c_out by name
+        onnx_actor = isaaclab_style_onnx(module, shape, tmp_path / "policy.onnx")
+        file = compile_program(ex.loaded.program, onnx_actor)
     feeds, resets = stream_feeds(ex.loaded.program, 400, seed=3)
     assert resets[1:].sum() >= 3
-    shape = (m.LAYERS, 1, m.HIDDEN)
     expected, recurrence = [], 0.0
     for feed, reset in zip(feeds, resets, strict=True):
         if reset:
@@ -218,9 +240,9 @@ def test_quadruped_recurrent_acts_as_its_lstm_stepped_by_hand(
             expected.append(np.zeros((1, 12), np.float32))
         k += 1
     assert recurrence > 1e-2  # the state matters: a file that dropped it would differ
-    got = actions_of(Runtime(ex.out), feeds, resets)
+    got = actions_of(Runtime(file), feeds, resets)
     np.testing.assert_allclose(got["actions"], np.stack(expected), atol=1e-5, rtol=1e-5)
-    contract = read_contract(ex.model)
+    contract = read_contract(file)
     assert [w.name for w in contract.memory][-2:] == ["memory.policy.h.in", "memory.policy.c.in"]
     assert all(w.shape == shape for w in contract.memory[-2:])
     assert not contract.initial_values["memory.policy.h.in"].any()
