@@ -20,34 +20,47 @@ import pytest
 from compiler import check_parity, compile_program, random_stream
 from compiler.cli._program_file import load_program_file
 from exploy_dsl import Runtime, read_contract
-from tests._support import CliExample, example_files, random_feeds
+from tests._support import KNOWN_BROKEN_EXAMPLES, CliExample, example_files, random_feeds
 
 torch = pytest.importorskip("torch")  # three examples are torch actors
 
-EXPECTED = {"tutorial", "quadruped", "tutorial_lstm", "quadruped_recurrent", "reference_mode"}
-# Known compiler bugs, each xfail(strict): it fails loudly once fixed, then delete the entry.
-# exploy_dsl/reference/_interpreter.py (_torch_actor) casts every input of a torch actor to
-# float32, so a bool input (reference_mode's ref_mask) reaches the module as float: the file is
-# right (test_reference_mode_acts_as_its_actor_stepped_by_hand), check_parity crashes.
+EXPECTED = {
+    "tutorial",
+    "tutorial_module",
+    "tutorial_lstm",
+    "quadruped",
+    "quadruped_recurrent",
+    "reference_mode",
+}
+# Besides KNOWN_BROKEN_EXAMPLES, check_parity alone: exploy_dsl/reference/_interpreter.py
+# (_torch_actor) casts every input of a torch actor to float32, so a bool input
+# (reference_mode's ref_mask) reaches the module as float and its masked_fill(~mask) fails.
 PARITY_KNOWN_FAILURES = {
-    "reference_mode": "the reference interpreter gives a torch actor's bool input "
-    "(ref_mask) as float32, so the module's masked_fill(~mask) fails",
+    **KNOWN_BROKEN_EXAMPLES,
+    "reference_mode": KNOWN_BROKEN_EXAMPLES["reference_mode"] + "; and the reference "
+    "interpreter gives a torch actor's bool input (ref_mask) as float32",
 }
 
 
-STEMS = [p.stem for p in example_files()]
+def cases(known: dict[str, str]) -> list[Any]:
+    """Every example, those in ``known`` as xfail(strict) with the reason."""
+    return [
+        pytest.param(
+            stem,
+            marks=[pytest.mark.xfail(strict=True, reason=known[stem])] if stem in known else [],
+            id=stem,
+        )
+        for stem in (p.stem for p in example_files())
+    ]
 
 
-def parity_cases() -> list[Any]:
-    cases = []
-    for stem in STEMS:
-        reason = PARITY_KNOWN_FAILURES.get(stem)
-        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-        cases.append(pytest.param(stem, marks=marks, id=stem))
-    return cases
+xfail_broken = {
+    stem: pytest.mark.xfail(strict=True, reason=reason)
+    for stem, reason in KNOWN_BROKEN_EXAMPLES.items()
+}
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", cases(KNOWN_BROKEN_EXAMPLES))
 def test_the_example_compiles_and_runs(stem: str, example: Callable[[str], CliExample]) -> None:
     ex = example(stem)
     onnx.checker.check_model(ex.model, full_check=True)
@@ -68,7 +81,7 @@ def test_the_example_compiles_and_runs(stem: str, example: Callable[[str], CliEx
             assert outputs["obs"].any(), tick
 
 
-@pytest.mark.parametrize("stem", parity_cases())
+@pytest.mark.parametrize("stem", cases(PARITY_KNOWN_FAILURES))
 def test_the_example_keeps_parity_with_its_program(
     stem: str, example: Callable[[str], CliExample]
 ) -> None:
@@ -78,7 +91,7 @@ def test_the_example_keeps_parity_with_its_program(
     assert report.actor.status == ("skipped" if isinstance(ex.actor, Path) else "ok")
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", cases(KNOWN_BROKEN_EXAMPLES))
 def test_the_example_compiles_to_the_same_bytes_twice(
     stem: str, example: Callable[[str], CliExample]
 ) -> None:
@@ -297,6 +310,7 @@ def gbc_style_onnx(module: Any, path: Path) -> Path:
     return path
 
 
+@xfail_broken["reference_mode"]
 @pytest.mark.parametrize("source", ["module", "gbc_onnx"])
 def test_reference_mode_acts_as_its_actor_stepped_by_hand(
     example: Callable[[str], CliExample], source: str, tmp_path: Path
