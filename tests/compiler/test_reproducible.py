@@ -213,7 +213,7 @@ def test_every_example_compiles_to_the_same_bytes_in_another_process(
     example: Callable[[str], CliExample], tmp_path: Path
 ) -> None:
     """All examples (their own actor(), torch ones included) in one fresh process, another hash
-    seed, against this process's compile (tests/test_examples.py compiles each twice here)."""
+    seed, against this process's compile of each."""
     stems = [p.stem for p in example_files() if p.stem not in KNOWN_BROKEN_EXAMPLES]
     script = (
         "import sys\nfrom compiler.cli._main import main\n"
