@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -10,8 +12,10 @@ import onnx
 import pytest
 
 from compiler import compile_program
+from compiler.cli._main import main
 from compiler.cli._program_file import ProgramFile, load_program_file
-from tests._support import EXAMPLES, Compiled, MlpActor, mlp_actor
+from exploy_dsl import trace
+from tests._support import EXAMPLES, CliExample, Compiled, MlpActor, mlp_actor
 
 pytest_plugins = ["pytester"]  # the testing kit's plugin is tested in a pytest of its own
 
@@ -77,5 +81,37 @@ def torch_compiled(
             model = compile_program(loaded.program, module, exporter=exporter)  # type: ignore[arg-type]
             cache[name, exporter] = (model, module)
         return cache[name, exporter]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], CliExample]:
+    """``get(stem)``: examples/<stem>.py compiled with ``exploy-dsl compile`` (its own
+    ``actor()``), once per session."""
+    folder = tmp_path_factory.mktemp("examples")
+    cache: dict[str, CliExample] = {}
+
+    def get(stem: str) -> CliExample:
+        if stem not in cache:
+            path = EXAMPLES / f"{stem}.py"
+            out = folder / f"{stem}.onnx"
+            loaded = load_program_file(path)
+            args = ["compile", str(path), "-o", str(out)]
+            actor: Any
+            if getattr(loaded.module, "actor", None) is None:
+                # An example without a default actor gets a random one of the right sizes.
+                traced = trace(loaded.program)
+                actor = folder / f"{stem}_actor.onnx"
+                onnx.save(mlp_actor(traced.n_obs, traced.n_actions).model, str(actor))
+                args += ["--actor", str(actor)]
+            else:
+                actor = loaded.default_actor()
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(args)
+            assert code == 0, err.getvalue()
+            cache[stem] = CliExample(path, out, loaded, actor)
+        return cache[stem]
 
     return get

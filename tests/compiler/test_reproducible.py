@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,14 @@ from compiler.build._reproducible import STAMP_KEY, weights_sha256
 from compiler.cli._main import main
 from compiler.cli._program_file import ProgramFile
 from exploy_dsl import UsageError, trace
-from tests._support import EXAMPLES, ROOT, mlp_actor
+from tests._support import (
+    EXAMPLES,
+    KNOWN_BROKEN_EXAMPLES,
+    ROOT,
+    CliExample,
+    example_files,
+    mlp_actor,
+)
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
 
@@ -65,10 +73,8 @@ def test_an_onnx_actor_file_compiles_to_the_same_bytes_twice_and_keeps_no_folder
     assert recorded["source"] == "'policy.onnx'" and recorded["exporter"] is None
 
 
-@pytest.mark.parametrize(
-    ("actor_args", "exporter"),
-    [(["--actor", "ACTOR"], "dynamo"), pytest.param([], "dynamo", marks=pytest.mark.torch)],
-)
+# The file's own actor() across processes: test_every_example_compiles_to_the_same_bytes_...
+@pytest.mark.parametrize(("actor_args", "exporter"), [(["--actor", "ACTOR"], "dynamo")])
 def test_a_compile_in_another_process_gives_the_same_bytes(
     quadruped: ProgramFile, tmp_path: Path, actor_args: list[str], exporter: str
 ) -> None:
@@ -200,3 +206,28 @@ def test_model_source_mistakes_are_usage_errors() -> None:
 
     with pytest.raises(UsageError, match=r"--model-source is JSON int, expected an object"):
         parse_model_source("3")
+
+
+@pytest.mark.torch
+def test_every_example_compiles_to_the_same_bytes_in_another_process(
+    example: Callable[[str], CliExample], tmp_path: Path
+) -> None:
+    """All examples (their own actor(), torch ones included) in one fresh process, another hash
+    seed, against this process's compile of each."""
+    stems = [p.stem for p in example_files() if p.stem not in KNOWN_BROKEN_EXAMPLES]
+    script = (
+        "import sys\nfrom compiler.cli._main import main\n"
+        "for stem in sys.argv[2:]:\n"
+        "    args = ['compile', f'{sys.argv[1]}/{stem}.py', '-o', f'{stem}.onnx']\n"
+        "    assert main(args) == 0, stem\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "4321"}
+    subprocess.run(
+        [sys.executable, "-c", script, str(EXAMPLES), *stems],
+        check=True, cwd=str(tmp_path), env=env, capture_output=True,
+    )  # fmt: skip
+    for stem in stems:
+        here = example(stem)
+        if isinstance(here.actor, Path):  # no actor() in the file: compiled with --actor here
+            continue
+        assert (tmp_path / f"{stem}.onnx").read_bytes() == here.out.read_bytes(), stem
