@@ -25,15 +25,6 @@ def example_files() -> list[Path]:
     return sorted(p for p in EXAMPLES.glob("*.py") if not p.name.startswith(("_", "test_")))
 
 
-# Examples the compiler carries wrongly or refuses today, with why: their tests are
-# xfail(strict=True), so each fails loudly once the compiler is fixed; then delete the entry.
-KNOWN_BROKEN_EXAMPLES = {
-    "reference_mode": "compile refuses the -inf constant of the actor's attention mask as a "
-    "diverged weight (compiler/build/_finite.py); torch's own MultiheadAttention with a "
-    "key_padding_mask is refused the same way",
-}
-
-
 @dataclass(frozen=True)
 class MlpActor:
     """A two-layer MLP ``tanh(obs @ w1 + b1) @ w2 + b2`` as an ONNX model and in NumPy."""

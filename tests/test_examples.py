@@ -20,7 +20,7 @@ import pytest
 
 from compiler import check_parity, compile_program, random_stream
 from exploy_dsl import Runtime, read_contract
-from tests._support import KNOWN_BROKEN_EXAMPLES, CliExample, example_files, random_feeds
+from tests._support import CliExample, example_files, random_feeds
 
 torch = pytest.importorskip("torch")  # three examples are torch actors
 
@@ -32,35 +32,14 @@ EXPECTED = {
     "quadruped_recurrent",
     "reference_mode",
 }
-# Besides KNOWN_BROKEN_EXAMPLES, check_parity alone: exploy_dsl/reference/_interpreter.py
-# (_torch_actor) casts every input of a torch actor to float32, so a bool input
-# (reference_mode's ref_mask) reaches the module as float and its masked_fill(~mask) fails.
-PARITY_KNOWN_FAILURES = {
-    **KNOWN_BROKEN_EXAMPLES,
-    "reference_mode": KNOWN_BROKEN_EXAMPLES["reference_mode"] + "; and the reference "
-    "interpreter gives a torch actor's bool input (ref_mask) as float32",
-}
 
 
-def cases(known: dict[str, str]) -> list[Any]:
-    """Every example, those in ``known`` as xfail(strict) with the reason."""
-    return [
-        pytest.param(
-            stem,
-            marks=[pytest.mark.xfail(strict=True, reason=known[stem])] if stem in known else [],
-            id=stem,
-        )
-        for stem in (p.stem for p in example_files())
-    ]
+def cases() -> list[Any]:
+    """Every example, by its file's stem."""
+    return [pytest.param(p.stem, id=p.stem) for p in example_files()]
 
 
-xfail_broken = {
-    stem: pytest.mark.xfail(strict=True, reason=reason)
-    for stem, reason in KNOWN_BROKEN_EXAMPLES.items()
-}
-
-
-@pytest.mark.parametrize("stem", cases(KNOWN_BROKEN_EXAMPLES))
+@pytest.mark.parametrize("stem", cases())
 def test_the_example_compiles_and_runs(stem: str, example: Callable[[str], CliExample]) -> None:
     ex = example(stem)
     onnx.checker.check_model(ex.model, full_check=True)
@@ -81,7 +60,7 @@ def test_the_example_compiles_and_runs(stem: str, example: Callable[[str], CliEx
             assert outputs["obs"].any(), tick
 
 
-@pytest.mark.parametrize("stem", cases(PARITY_KNOWN_FAILURES))
+@pytest.mark.parametrize("stem", cases())
 def test_the_example_keeps_parity_with_its_program(
     stem: str, example: Callable[[str], CliExample]
 ) -> None:
@@ -299,7 +278,6 @@ def gbc_style_onnx(module: Any, path: Path) -> Path:
     return path
 
 
-@xfail_broken["reference_mode"]
 @pytest.mark.parametrize("source", ["module", "gbc_onnx"])
 def test_reference_mode_acts_as_its_actor_stepped_by_hand(
     example: Callable[[str], CliExample], source: str, tmp_path: Path

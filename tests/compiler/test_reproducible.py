@@ -23,7 +23,6 @@ from compiler.cli._program_file import ProgramFile
 from exploy_dsl import UsageError, trace
 from tests._support import (
     EXAMPLES,
-    KNOWN_BROKEN_EXAMPLES,
     ROOT,
     CliExample,
     example_files,
@@ -214,7 +213,7 @@ def test_every_example_compiles_to_the_same_bytes_in_another_process(
 ) -> None:
     """All examples (their own actor(), torch ones included) in one fresh process, another hash
     seed, against this process's compile of each."""
-    stems = [p.stem for p in example_files() if p.stem not in KNOWN_BROKEN_EXAMPLES]
+    stems = [p.stem for p in example_files()]
     script = (
         "import sys\nfrom compiler.cli._main import main\n"
         "for stem in sys.argv[2:]:\n"
