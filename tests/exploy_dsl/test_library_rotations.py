@@ -310,3 +310,45 @@ def test_a_wrong_shape_or_dtype_is_named_at_the_users_line(
         stage_model(program)
     with pytest.raises(StageError, match=message):
         stage_model(program)
+
+
+def test_parity_holds_with_every_math_function(tmp_path: Any) -> None:
+    from compiler import check_parity, compile_program
+    from exploy_dsl import Program, clip, term, unscale_action
+    from tests._support import mlp_actor
+
+    p = Program("math", decimation=2, sim_dt=0.01)
+    base = p.base("robot", "base")  # a unit w_Q_b in the parity stream
+    raw = p.input("q", 4)  # any four numbers: a non-unit quaternion
+    angle = p.input("angle", 1)
+    last = p.memory("last", 2)
+    out = p.output("out", 2)
+
+    @p.observations
+    def observations(v: Any) -> Any:
+        q, r = v[base.orientation], v[raw]
+        return [
+            term("gravity", projected_gravity(q)),
+            term("gravity_raw", projected_gravity(r)),
+            term("velocity_b", quat_apply_inverse(q, v[base.lin_vel])),
+            term("velocity_w", quat_apply(r, v[base.ang_vel])),
+            term("product", quat_mul(q, quat_conjugate(r))),
+            term("heading", heading(r)),
+            term("yaw", yaw_quat(q)),
+            term("wrapped", wrap_to_pi(v[angle] * 10.0)),
+            term("last", v[last]),
+        ]
+
+    @p.process_actions(n_actions=2)
+    def process_actions(v: Any, actions: Any) -> Any:
+        return {last: unscale_action(actions, np.array([-1.0, 0.0]), np.array([1.0, 2.0]))}
+
+    @p.apply_actions
+    def apply_actions(v: Any) -> Any:
+        return {out: clip(v[last], np.array([-0.5, 0.5]), 1.5)}
+
+    actor = mlp_actor(24, 2, seed=3).model
+    path = tmp_path / "math.onnx"
+    compile_program(p, actor, output=path)
+    report = check_parity(path, p, actor, steps=150)
+    assert report.ok, report.render()
