@@ -1,14 +1,13 @@
-"""Action post-processing on spox Vars: clip, scale and offset, filters, unscaling, argmax.
+"""Action post-processing on Vars: clip, scale and offset, filters, unscale, argmax, recorded."""
 
-Constants may be Python numbers or NumPy arrays (they take the Var's dtype); each step records
-its parameters in the stage's entry of the file's ``exploy_dsl.stages`` (``explain`` shows
-them). The stateful steps, ``low_pass`` and ``rate_limit``, declare their memory themselves.
-"""
+# Constants may be Python numbers or NumPy arrays (they take the Var's dtype); each step records
+# its parameters in the stage's entry of the file's exploy_dsl.stages (explain shows them). The
+# stateful steps, low_pass and rate_limit, declare their memory themselves.
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +28,7 @@ from exploy_dsl.library._records import (
 )
 
 Number = float | int
-Bound = Number | np.ndarray | Var | None
+Bound = Number | Sequence[float] | np.ndarray | Var | None
 
 
 def _var(x: object, what: str, *, float_only: bool = False) -> Var:
@@ -147,7 +146,7 @@ def clip(x: Var, low: Bound, high: Bound) -> Var:
     return out
 
 
-def scale_offset(x: Var, scale: Number | np.ndarray | Var = 1.0, offset: Bound = 0.0) -> Var:
+def scale_offset(x: Var, scale: Bound = 1.0, offset: Bound = 0.0) -> Var:
     """``x * scale + offset``, as Isaac Lab's joint actions: ``scale_offset(a, 0.25, q0)``.
 
     Numbers or arrays (one entry per element) or Vars; a scale of 1 or an offset of 0 adds no
@@ -173,7 +172,9 @@ def scale_offset(x: Var, scale: Number | np.ndarray | Var = 1.0, offset: Bound =
     return out
 
 
-def unscale_action(x: Var, low: Number | np.ndarray, high: Number | np.ndarray) -> Var:
+def unscale_action(
+    x: Var, low: Number | Sequence[float] | np.ndarray, high: Number | Sequence[float] | np.ndarray
+) -> Var:
     """From ``[-1, 1]`` to the action space's ``[low, high]``, then clipped to it.
 
     Stable-Baselines3's ``unscale_action``: ``low + 0.5 (x + 1) (high - low)``, here followed

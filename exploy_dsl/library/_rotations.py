@@ -1,10 +1,9 @@
-"""Robot math on spox Vars: quaternions (w, x, y, z), rotations, gravity, heading, angles.
+"""Robot math on spox Vars: (w, x, y, z) quaternions, batch first, unnormalised as Isaac Lab."""
 
-Every function takes Vars batch first with the components on the last axis: a quaternion is
-``[..., 4]`` in the order (w, x, y, z), scalar first (exploy's ``w_Q_b``, Isaac Lab's order), a
-vector ``[..., 3]``. Quaternions are used as given, not normalised, as Isaac Lab does: for a
-non-unit q every result is what Isaac Lab's function of the same name computes.
-"""
+# Vars are batch first with the components on the last axis: a quaternion is [..., 4] in the
+# order (w, x, y, z), scalar first (exploy's w_Q_b, Isaac Lab's order), a vector [..., 3].
+# Quaternions are used as given, not normalised, as Isaac Lab does: for a non-unit q every
+# result is what Isaac Lab's function of the same name computes, so a policy sees the same.
 
 from __future__ import annotations
 
