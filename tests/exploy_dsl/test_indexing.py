@@ -171,7 +171,7 @@ def failing(key: Any) -> Program:
 def test_a_wrong_index_is_a_stage_error_at_the_users_line(key: Any, message: str) -> None:
     with pytest.raises(
         StageError,
-        match=r"^observations stage 'observations' at .*test_indexing\.py:\d+ "
+        match=r"^observations stage 'observations' at .*test_indexing\.py:\d+(:23)? "
         r"\(`return \[\(\"s\", v\[state\]\[key\]\)\]`\): ",
     ):
         trace(failing(key))
