@@ -30,8 +30,6 @@ from exploy_dsl import (
 )
 from tests.exploy_dsl._stage_harness import evaluate, op_types, stage_model, stage_program
 
-torch = pytest.importorskip("torch")
-
 N = 512
 rng = np.random.default_rng(7)
 # Non-unit quaternions (norms from ~0 to ~4) and their normalised copies.
@@ -53,6 +51,8 @@ def matrix(q: np.ndarray) -> np.ndarray:
 
 def torch_apply(q: np.ndarray, v: np.ndarray, inverse: bool = False) -> np.ndarray:
     """Isaac Lab's cross-product form, re-derived: v +- w t + u x t, t = 2 u x v."""
+    import torch
+
     qt, vt = torch.tensor(q, dtype=torch.float64), torch.tensor(v, dtype=torch.float64)
     u = qt[:, 1:]
     t = 2.0 * torch.linalg.cross(u, vt, dim=-1)
@@ -78,6 +78,8 @@ def hamilton(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def torch_wrap_to_pi(angles: np.ndarray) -> np.ndarray:
     """Isaac Lab's wrap_to_pi, re-derived: (a + pi) % 2pi, odd positive multiples to pi."""
+    import torch
+
     a = torch.tensor(angles, dtype=torch.float32)
     wrapped = (a + torch.pi) % (2 * torch.pi)
     return torch.where((wrapped == 0) & (a > 0), torch.pi, wrapped - torch.pi).numpy()
@@ -97,6 +99,7 @@ def close(found: np.ndarray, expected: np.ndarray, scale: float = 1.0) -> None:
 # -- rotations ---------------------------------------------------------------------------------
 
 
+@pytest.mark.torch
 @QUATS
 def test_quat_apply_is_the_rotation_matrix_and_isaac_labs_cross_product_form(
     quats: np.ndarray,
@@ -107,6 +110,7 @@ def test_quat_apply_is_the_rotation_matrix_and_isaac_labs_cross_product_form(
     close(found, torch_apply(quats, VEC), scale)
 
 
+@pytest.mark.torch
 @QUATS
 def test_quat_apply_inverse_is_the_transposed_matrix(quats: np.ndarray) -> None:
     found = both(quat_apply_inverse, 3, q=quats, vec=VEC)
@@ -145,6 +149,7 @@ def test_a_constant_vector_is_taken_in_the_quaternions_dtype() -> None:
 # -- projected gravity -------------------------------------------------------------------------
 
 
+@pytest.mark.torch
 @QUATS
 def test_projected_gravity_is_the_inverse_rotation_of_down(quats: np.ndarray) -> None:
     found = both(projected_gravity, 3, q=quats)
@@ -246,6 +251,7 @@ def test_atan2_matches_numpy_on_every_quadrant_and_axis() -> None:
     np.testing.assert_allclose(found, np.arctan2(y, x), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.torch
 def test_wrap_to_pi_is_isaac_labs() -> None:
     angles = np.concatenate(
         [
