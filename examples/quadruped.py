@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl import Program, op, term
+from exploy_dsl import Program, clip, projected_gravity, scale_offset, term
 
 JOINT_NAMES = [
     "FL_hip", "FL_thigh", "FL_calf",
@@ -41,20 +41,6 @@ target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
 targets = program.joint_targets(articulation="joint_pos", names=JOINT_NAMES, stiffness=0, damping=0)
 
 
-def projected_gravity(q: Any) -> Any:
-    """R(q)^T (0, 0, -1): gravity in the base frame, from a (w, x, y, z) quaternion.
-
-    The third row of the rotation matrix, negated (the same formula as Isaac Lab's
-    ``quat_apply_inverse(q, (0, 0, -1))``).
-    """
-    last_axis = op.const([1])
-    w, x, y, z = (op.slice(q, op.const([i]), op.const([i + 1]), last_axis) for i in range(4))
-    gx = 2.0 * (y * w - x * z)
-    gy = -2.0 * (y * z + x * w)
-    gz = 2.0 * (x * x + y * y) - 1.0
-    return op.concat([gx, gy, gz], axis=-1)
-
-
 @program.observations(clip=(-100.0, 100.0))
 def observations(v: Any) -> list[Any]:
     return [
@@ -70,7 +56,7 @@ def observations(v: Any) -> list[Any]:
 
 @program.process_actions(n_actions=12)
 def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {last_actions: actions, target: DEFAULT_POS + ACTION_SCALE * actions}
+    return {last_actions: actions, target: scale_offset(actions, ACTION_SCALE, DEFAULT_POS)}
 
 
 @program.apply_actions
@@ -79,9 +65,7 @@ def apply_actions(v: Any) -> dict[Any, Any]:
     return {
         targets.pos: v[target],
         targets.vel: 0.0,
-        targets.effort: op.clip(
-            torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))
-        ),
+        targets.effort: clip(torque, -EFFORT_LIMIT, EFFORT_LIMIT),
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from onnxscript import FLOAT, script
 from onnxscript import opset20 as os_op
 
-from exploy_dsl import Program, call_script
+from exploy_dsl import Program, call_script, scale_offset
 
 program = Program(
     "tutorial",
@@ -50,12 +50,12 @@ def observations(v: Any) -> list[tuple[str, Any]]:
 
 @program.process_actions(n_actions=2)
 def process_actions(v: Any, a: Any) -> dict[Any, Any]:
-    return {actions: a, processed: a * 3.0}
+    return {actions: a, processed: scale_offset(a, 3.0)}
 
 
 @program.apply_actions
 def apply_actions(v: Any) -> dict[Any, Any]:
-    return {out: v[processed] + 2.0}
+    return {out: scale_offset(v[processed], offset=2.0)}
 
 
 def actor(seed: int = 0) -> Any:

@@ -30,6 +30,7 @@ EXPLOY_DSL_API = [
     "Input",
     "JointTargets",
     "Joints",
+    "LowPass",
     "Memory",
     "MissingDependencyError",
     "NonFiniteConstantError",
@@ -39,6 +40,7 @@ EXPLOY_DSL_API = [
     "OutputPathError",
     "Port",
     "Program",
+    "RateLimit",
     "ReferenceInterpreter",
     "Runtime",
     "RuntimeInputError",
@@ -52,13 +54,28 @@ EXPLOY_DSL_API = [
     "Wire",
     "WriteError",
     "__version__",
+    "argmax",
+    "atan2",
     "call_model",
     "call_script",
+    "clip",
+    "heading",
     "load_model",
+    "low_pass",
     "op",
+    "projected_gravity",
+    "quat_apply",
+    "quat_apply_inverse",
+    "quat_conjugate",
+    "quat_mul",
+    "rate_limit",
     "read_contract",
+    "scale_offset",
     "term",
     "trace",
+    "unscale_action",
+    "wrap_to_pi",
+    "yaw_quat",
 ]
 COMPILER_API = [
     "Actor",
@@ -150,3 +167,20 @@ def test_the_bare_base_error_is_never_raised() -> None:
         if re.search(r"raise ExployDslError\b", line)
     ]
     assert raising == []
+
+
+LIBRARY = [
+    "argmax", "atan2", "clip", "heading", "low_pass", "projected_gravity", "quat_apply",
+    "quat_apply_inverse", "quat_conjugate", "quat_mul", "rate_limit", "scale_offset",
+    "unscale_action", "wrap_to_pi", "yaw_quat",
+]  # fmt: skip
+
+
+def test_every_library_function_has_a_readme_row_with_an_example() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## The deployment library", 1)[1].split("\n## ", 1)[0]
+    for name in LIBRARY:
+        assert name in exploy_dsl.__all__, name
+        rows = [line for line in section.splitlines() if line.startswith(f"| `{name}(")]
+        assert len(rows) == 1, name
+        assert rows[0].rstrip().endswith("` |") and rows[0].count("`") >= 4, rows[0]

@@ -166,10 +166,34 @@ def retarget(
         _check_part(part, opset)
     if target is not None:
         _check_kernels(model, parts, opset, target)
+    _drop_default_added_attributes(model, opset)
     for entry in model.opset_import:
         if is_default_domain(entry.domain):
             entry.version = opset
     model.ir_version = ir_version
+
+
+def _drop_default_added_attributes(model: onnx.ModelProto, opset: int) -> None:
+    """Going down, remove added attributes that hold their default (Cast's saturate=1).
+
+    ``_check_part`` has refused every node that sets one to another value, so what is left
+    means the same without it; the older version does not know the attribute at all.
+    """
+    for node in iter_nodes(model.graph, True):
+        if not is_default_domain(node.domain):
+            continue
+        want = since(node.op_type, opset)
+        for (op_type, version), names in ADDED_ATTRIBUTES.items():
+            if op_type != node.op_type or want is None or version <= want:
+                continue
+            kept = [
+                a
+                for a in node.attribute
+                if a.name not in names or not _is_default(op_type, version, a)
+            ]
+            if len(kept) != len(node.attribute):
+                del node.attribute[:]
+                node.attribute.extend(kept)
 
 
 def _check_part(part: Part, opset: int) -> None:
@@ -185,7 +209,9 @@ def _check_part(part: Part, opset: int) -> None:
             continue
         run = WIDENING_ONLY.get(node.op_type, ())
         added = ADDED_ATTRIBUTES.get((node.op_type, have), frozenset())
-        uses_added = want < have and any(a.name in added for a in node.attribute)
+        uses_added = want < have and any(
+            a.name in added and not _is_default(node.op_type, have, a) for a in node.attribute
+        )
         if have not in run or want not in run or uses_added:
             newer = " beyond added element types"
             raise CompileError(
@@ -195,6 +221,17 @@ def _check_part(part: Part, opset: int) -> None:
                 f"its meaning. Fix: choose an opset where it is {node.op_type}-{have} "
                 f"(or a --target that has one), or avoid {node.op_type}."
             )
+
+
+def _is_default(op_type: str, version: int, attribute: onnx.AttributeProto) -> bool:
+    """Whether ``attribute`` holds its schema default (spox writes Cast's saturate=1 always)."""
+    schema = onnx.defs.get_schema(op_type, version, "")
+    default = schema.attributes[attribute.name].default_value
+    if default.type == onnx.AttributeProto.UNDEFINED:
+        return False
+    return bool(
+        onnx.helper.get_attribute_value(default) == onnx.helper.get_attribute_value(attribute)
+    )
 
 
 def _nodes(part: Part) -> Iterator[onnx.NodeProto]:

@@ -26,7 +26,9 @@ def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
     """``{kind: {function, file, line, reads, writes, ops, constants, source}}`` per stage.
 
     ``file`` is the base name only (an absolute path would make the file machine-specific).
-    A stage that calls models (``call_model``) also has ``models``: one entry per call.
+    A stage that calls models (``call_model``) also has ``models``: one entry per call; one
+    that calls library steps (``clip``, ``low_pass``, ...) has ``steps``: each step's
+    parameters (bounds, scale, offset, filter alpha) and the user's ``file:line``.
     """
     stages = traced.program.stages
     result: dict[str, Any] = {}
@@ -45,6 +47,8 @@ def stage_summaries(traced: TracedProgram) -> dict[str, Any]:
         }
         if graph.models:
             result[graph.kind]["models"] = [_model(call) for call in graph.models]
+        if graph.steps:
+            result[graph.kind]["steps"] = [step.record() for step in graph.steps]
     return result
 
 

@@ -149,6 +149,10 @@ def _stage(kind: str, info: Any) -> list[str]:
         lines.append(f"  plus {others} integer constant(s) (indices, axes, shapes)")
     for model in info.get("models", []):
         lines += _model(model)
+    steps = [step for step in info.get("steps", []) if isinstance(step, dict)]
+    if steps:
+        lines.append("  library steps, in call order:")
+        lines += [f"    {_step(kind, step)}" for step in steps]
     source = info.get("source")
     if source:
         lines.append("  source:")
@@ -170,6 +174,56 @@ def _model(model: Any) -> list[str]:
         "inlined (its weights are constants of this stage)",
         f"    weights sha256: {model.get('weights_sha256') or '(not recorded)'}",
     ]
+
+
+def _step(kind: str, step: dict[str, Any]) -> str:
+    """One library step of a stage, with the parameters a deployer must know."""
+    name = step.get("step")
+    at = f" ({step['at']})" if step.get("at") else ""
+    per = "tick" if spec(kind).rate == "tick" else "policy step"
+    if name == "clip":
+        low, high = step.get("low"), step.get("high")
+        text = f"clip to [{_param(low, '-inf')}, {_param(high, 'inf')}]"
+    elif name == "scale_offset":
+        scale, offset = _param(step.get("scale"), "1"), _param(step.get("offset"), "0")
+        text = f"scale and offset: x * {scale} + {offset}"
+    elif name == "low_pass":
+        alpha = step.get("alpha")
+        keep = _g(1.0 - float(alpha)) if isinstance(alpha, (int, float)) else "(1 - alpha)"
+        text = (
+            f"low-pass filter (EMA), state memory.{step.get('memory')}: y = {_g(alpha)} * x + "
+            f"{keep} * y_prev, once per {per}; y_prev = {_param(step.get('init'), '0')} after "
+            "a reset"
+        )
+    elif name == "rate_limit":
+        text = (
+            f"rate limit, state memory.{step.get('memory')}: y = y_prev + clip(x - y_prev, -d, "
+            f"d), d = {_param(step.get('max_delta'), '?')} per {per}; y_prev = "
+            f"{_param(step.get('init'), '0')} after a reset"
+        )
+    elif name == "unscale_action":
+        text = (
+            f"unscale_action (SB3) from [-1, 1] to [{_param(step.get('low'), '?')}, "
+            f"{_param(step.get('high'), '?')}]: low + 0.5 (x + 1) (high - low), clipped to it"
+        )
+    elif name == "argmax":
+        text = f"argmax over axis {step.get('axis')} (an int32 index, the first on ties)"
+    else:
+        rest = {k: v for k, v in step.items() if k not in ("step", "at")}
+        text = f"{name} {json.dumps(rest)}"
+    return text + at
+
+
+def _param(value: Any, missing: str) -> str:
+    if value is None:
+        return missing
+    if isinstance(value, dict):
+        return f"{value.get('shape')} values, sha256 {str(value.get('sha256'))[:16]}..."
+    if isinstance(value, str):
+        return f"a value computed in the stage ({value})" if value != "computed" else "computed"
+    if isinstance(value, list):
+        return _values(value)
+    return _g(value)
 
 
 def _joints(meta: dict[str, Any]) -> list[str]:

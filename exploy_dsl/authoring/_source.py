@@ -62,6 +62,9 @@ def _is_library(filename: str) -> bool:
     return _under(path, _STDLIB_DIRS) and not _under(path, _SITE_DIRS)
 
 
+is_library = _is_library  # the library's steps find the user's line with it (library/_records)
+
+
 def _column(tb: TracebackType) -> int | None:
     """1-based column of the instruction that failed, where Python records it (3.11+)."""
     positions = getattr(tb.tb_frame.f_code, "co_positions", None)

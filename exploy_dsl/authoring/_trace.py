@@ -24,6 +24,12 @@ from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
 from exploy_dsl.contract._tick import USER_STAGES, spec
 from exploy_dsl.contract._wires import ACTIONS, OBS, actor_input, memory_key, stage_output
+from exploy_dsl.library._records import (
+    LibraryStep,
+    begin_library_steps,
+    end_library_steps,
+    library_writes,
+)
 
 _TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -87,6 +93,7 @@ class StageGraph:
     reads: tuple[str, ...]
     writes: tuple[str, ...]
     models: tuple[ModelCall, ...] = ()  # models it calls (call_model), inlined in ``model``
+    steps: tuple[LibraryStep, ...] = ()  # library steps it calls (clip, low_pass, ...)
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -182,6 +189,7 @@ def trace(program: Program) -> TracedProgram:
                 f"state=...)) but {', '.join(writers)} also writes it; the actor alone writes "
                 "its state. Fix: keep the state out of the stages, or use another memory."
             )
+    _check_stateful_steps(graphs)
     ordered: dict[str, StageGraph] = {s.kind: graphs[s.kind] for s in USER_STAGES}
     signature = _expected_signature(program, terms, n_obs, n_actions)
     return TracedProgram(
@@ -192,6 +200,7 @@ def trace(program: Program) -> TracedProgram:
 def _call(stage: Stage, values: Values, *extra: Var) -> Any:
     """Run the user's function with operator overloading on; report failures at the user line."""
     begin_model_calls()  # the calls are taken by _build, with the stage's graph
+    begin_library_steps()  # likewise the library steps (and the memory the stateful ones write)
     with operators():
         try:
             return stage.fn(values, *extra)
@@ -238,6 +247,13 @@ def _trace_observations(
         )
     if not items:
         raise StageError(f"{stage.label} ({stage.location}) returned no observation terms.")
+    for step, memory, _ in library_writes():
+        raise StageError(
+            f"{stage.label} ({stage.location}) calls {step.step} {memory.name!r}"
+            f"{f' at {step.at}' if step.at else ''}, which keeps its state in memory; the "
+            "observations stage writes no memory. Fix: filter in process_actions or "
+            f"apply_actions, and read the filtered value here with v[{memory.name!r}]."
+        )
     with operators():
         parts: list[Var] = []
         terms: list[ObsTerm] = []
@@ -436,6 +452,17 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
                     "(by object and by name?)."
                 )
             outputs[name] = _written_var(program, port, value, stage)
+        for step, memory, var in library_writes():
+            name = graph_name(memory)
+            if name in outputs:
+                written = "twice" if step.step in ("low_pass", "rate_limit") else "again"
+                raise StageError(
+                    f"{stage.label} ({stage.location}) writes memory {memory.name!r} {written}: "
+                    f"{step.step} {memory.name!r}{f' at {step.at}' if step.at else ''} keeps its "
+                    "state there, so the stage may neither return it nor call that filter "
+                    "twice. Fix: call the filter once, and return other memory."
+                )
+            outputs[name] = _written_var(program, memory, var, stage)
     if not outputs and stage.kind == "process_actions":
         raise StageError(
             f"{stage.label} ({stage.location}) writes no memory, so the actor's actions are "
@@ -510,7 +537,24 @@ def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> Stage
         tuple(args),
         tuple(outputs),
         models=end_model_calls(),
+        steps=end_library_steps(),
     )
+
+
+def _check_stateful_steps(graphs: Mapping[str, StageGraph]) -> None:
+    """A filter's state is updated by one stage: two would update it twice a policy step."""
+    users: dict[str, StageGraph] = {}
+    for graph in graphs.values():
+        for step in graph.steps:
+            for memory, _ in step.writes:
+                first = users.setdefault(memory.name, graph)
+                if first is not graph:
+                    raise StageError(
+                        f"{step.step} {memory.name!r} is called in {first.label} and in "
+                        f"{graph.label}{f' (at {step.at})' if step.at else ''}; its state would "
+                        "be updated twice per policy step. Fix: call it in one stage, and read "
+                        f"its last value elsewhere with v[{memory.name!r}]."
+                    )
 
 
 def _fmt_shape(shape: object) -> str:

@@ -121,6 +121,8 @@ _STAGE = record(
                 }
             )
         ),
+        # library steps: their parameters differ by step, explain shows what it finds
+        "steps": list_of(record({"step": STR}, {"at": optional(STR)})),
     },
 )
 

@@ -308,3 +308,30 @@ def test_going_down_refuses_an_element_type_the_older_version_lacks() -> None:
     compile_program(program, mlp_actor(4, 2).model)
     with pytest.raises(CompileError, match=r"fails onnx\.checker \(opset 19.*ReduceMax.*bool"):
         compile_program(program, mlp_actor(4, 2).model, opset=19)
+
+
+def rounded(x: Any) -> Any:
+    return op.cast(op.cast(x * 10.0, to=np.int32), to=np.float32)
+
+
+def test_a_cast_with_its_default_saturate_goes_down_to_cast_13() -> None:
+    # spox writes Cast-19's saturate=1 (its default) on every Cast; Cast-13 has no such
+    # attribute, and saturate acts only on float8, so at opset 18 it is dropped.
+    program = small_program(rounded)
+    actor = mlp_actor(4, 2).model
+    newer = compile_program(program, actor)
+    older = compile_program(program, actor, target="onnxruntime==1.15")
+    casts = [n for n in iter_nodes(older.graph) if n.op_type == "Cast"]
+    assert default_opset(older) == 18 and len(casts) == 2
+    assert all(a.name != "saturate" for n in casts for a in n.attribute)
+    assert any(a.name == "saturate" for n in iter_nodes(newer.graph) for a in n.attribute)
+    feeds = {"ctx.step_count": np.array(0, np.int32), "x": np.full((1, 1, 4), 0.37, np.float32)}
+    feeds["memory.last.in"] = np.zeros((1, 2), np.float32)
+    np.testing.assert_array_equal(run(session(older), feeds)["obs"], [[3.0] * 4])
+    np.testing.assert_array_equal(run(session(newer), feeds)["obs"], [[3.0] * 4])
+
+
+def test_a_cast_that_sets_saturate_is_refused_going_down() -> None:
+    program = small_program(lambda x: op.cast(op.cast(x, to=np.int32, saturate=0), to=np.float32))
+    with pytest.raises(CompileError, match=r"op Cast used by observations stage .* is Cast-19"):
+        compile_program(program, mlp_actor(4, 2).model, target="onnxruntime==1.15")

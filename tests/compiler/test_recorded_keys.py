@@ -58,6 +58,16 @@ WRONG_FORMS = {
         r"exploy_dsl.stages\['observations'\]\['models'\]\[0\]\['inputs'\]\[0\]\['shape'\]\[1\] "
         r"must be an int >= 0, a symbol or null, got -4",
     ),
+    "library step without its name": (
+        "exploy_dsl.stages",
+        '{"apply_actions": {"steps": [{"low": -25, "high": 25}]}}',
+        r"exploy_dsl.stages\['apply_actions'\]\['steps'\]\[0\]\['step'\] is missing",
+    ),
+    "library step whose place is a number": (
+        "exploy_dsl.stages",
+        '{"apply_actions": {"steps": [{"step": "clip", "at": 5}]}}',
+        r"exploy_dsl.stages\['apply_actions'\]\['steps'\]\[0\]\['at'\] must be a string, got 5",
+    ),
     "hashes whose stages are a number": (
         "exploy_dsl.hashes",
         '{"algorithm": "sha256", "stages": 5, "actor_weights": "ab"}',
