@@ -16,6 +16,7 @@ from compiler.build._actor import Exporter, prepare_actor
 from compiler.build._articulation import target_articulations
 from compiler.build._exploy_rules import check_program, declared_metadata
 from compiler.build._finite import check_finite
+from compiler.build._fold import fold_observation
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
@@ -69,6 +70,7 @@ def compile_program(
         actor, traced, opset=opset, exporter=exporter, stage_opset=DEFAULT_OPSET
     )
     check_finite(traced, loaded)
+    loaded = fold_observation(traced, loaded)  # fold_into_actor: normalizer and scales
     model = stitch(traced, loaded)
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [

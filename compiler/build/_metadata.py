@@ -11,8 +11,9 @@ import numpy as np
 import exploy_dsl
 from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
 from compiler.build._stage_summary import stage_summaries
-from exploy_dsl import Actor, ActorPort, TracedProgram
+from exploy_dsl import Actor, ActorPort, ObsTerm, TracedProgram
 from exploy_dsl.contract._wires import memory_name
+from exploy_dsl.library._history import RESET_RULE
 
 # The exploy file-contract version the files claim (exploy's controller reads it as JSON).
 EXPLOY_VERSION = "0.1.0"
@@ -115,20 +116,60 @@ def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
             {
                 "size": traced.n_obs,
                 "clip": list(traced.obs_clip) if traced.obs_clip else None,
-                "terms": [
-                    {
-                        "name": t.name,
-                        "start": t.start,
-                        "size": t.size,
-                        "scale": list(t.scale) if t.scale else None,
-                        "clip": list(t.clip) if t.clip else None,
-                    }
-                    for t in traced.obs_terms
-                ],
+                "terms": [_term_record(t, traced) for t in traced.obs_terms],
+                **_observation_extras(traced),
             }
         ),
         "exploy_dsl.actor": to_json(actor_record(actor)),
+        **_library_keys(traced),
     }
+
+
+def _term_record(t: ObsTerm, traced: TracedProgram) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": t.name,
+        "start": t.start,
+        "size": t.size,
+        "scale": list(t.scale) if t.scale else None,
+        "clip": list(t.clip) if t.clip else None,
+    }
+    if t.history is not None:
+        # Where each frame of the term sits in obs, oldest first: frames[-1] is this step's.
+        entry["history"] = {
+            **t.history.record(),
+            "frame_size": t.frame_size,
+            "frames": [list(f) for f in t.frames],
+        }
+    if t.scale and traced.obs_fold is not None and "scales" in traced.obs_fold.parts:
+        entry["scale_folded"] = True
+    return entry
+
+
+def _observation_extras(traced: TracedProgram) -> dict[str, Any]:
+    extras: dict[str, Any] = {}
+    if traced.obs_history is not None:
+        extras["history"] = {**traced.obs_history.record(), "reset": RESET_RULE}
+    elif any(t.history is not None for t in traced.obs_terms):
+        extras["history"] = {"reset": RESET_RULE}
+    if traced.normalizer is not None:
+        extras["normalized"] = True
+    if traced.obs_fold is not None:
+        extras["folded_into_actor"] = list(traced.obs_fold.parts)
+    return extras
+
+
+def _library_keys(traced: TracedProgram) -> dict[str, str]:
+    """The normalizer's statistics and the phase clocks, when the program uses them."""
+    props: dict[str, str] = {}
+    if traced.normalizer is not None:
+        folded = traced.obs_fold is not None and "normalizer" in traced.obs_fold.parts
+        props["exploy_dsl.normalizer"] = to_json(traced.normalizer.record(folded=folded))
+    if traced.clocks:
+        program = traced.program
+        props["exploy_dsl.clocks"] = to_json(
+            [{**clock, "sim_dt": program.sim_dt} for clock in traced.clocks]
+        )
+    return props
 
 
 def actor_record(actor: Actor) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def stitch(traced: TracedProgram, actor: Actor) -> onnx.ModelProto:
     """
     program = traced.program
     step = argument(Tensor(np.int32, ()))
-    env: dict[str, Var] = {}
+    env: dict[str, Var] = {STEP_COUNT: step}  # stages read the tick as v.tick / v.time
     graph_inputs: dict[str, Var] = {STEP_COUNT: step}
     for port in program.inputs:
         env[port.name] = graph_inputs[port.wire] = argument(Tensor(port.np_dtype, port.file_shape))

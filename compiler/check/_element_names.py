@@ -32,9 +32,7 @@ class ElementNames:
         sources = (declared, stored)  # the program's own metadata first
         self._shapes: dict[str, tuple[int, ...]] = traced.output_shapes()
         self._names: dict[str, Sequence[str]] = {}
-        obs_names = [f"{t.name}[{i}]" for t in traced.obs_terms for i in range(t.size)]
-        if len(obs_names) == traced.n_obs:
-            self._names[OBS] = obs_names
+        self._names[OBS] = traced.obs_element_names()
         for port in program.outputs:
             self._add(port.name, port.size, [port.name, _parent(port.name)], sources)
         for mem in program.memories:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from compiler.build._actor import Exporter, exporter_of_source, prepare_actor
 from compiler.build._compile import DEFAULT_OPSET
+from compiler.build._fold import fold_observation
 from compiler.build._reproducible import weights_sha256
 from compiler.check._actor_check import DEFAULT_SAMPLES, check_actor
 from compiler.check._compare import SignalComparator, SignalErrors, Tolerance, first_divergence
@@ -108,10 +109,12 @@ def check_parity(
         exporter=recorded_exporter(contract),
         stage_opset=DEFAULT_OPSET,
     )
-    static = compare_file_with_program(contract, traced, loaded)
     outputs = _output_names(traced)
     per_output = resolve(tolerance, tolerances, outputs)
+    # The exported actor against its torch module, before the observation is folded into it.
     actor_report = check_actor(loaded, per_output["actions"], samples=actor_samples, seed=seed)
+    loaded = fold_observation(traced, loaded)
+    static = compare_file_with_program(contract, traced, loaded)
     names = ElementNames(traced, contract.metadata)
     skipped = _why_not_run(static, contract)
     bar: ProgressBar = progress if progress is not None else tqdm(disable=True)

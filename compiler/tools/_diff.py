@@ -6,7 +6,9 @@ order, gain or rate changed, metadata exploy's matchers read changed (base_names
 ranges, height-scan geometry), or B needs a newer onnxruntime than A. It is benign when it
 stays inside the file or is informational: memory layout and initial values (exploy copies
 memory out -> in generically), the observation layout and the actor (obs and actions are not
-bound), wire order (binding is by name), descriptions, hashes, tool versions, the stamp.
+bound; but a changed history layout BREAKS: a policy reads its frames by position), the
+normalizer and clocks, wire order (binding is by name), descriptions, hashes, tool versions,
+the stamp.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ _REPORTED_ELSEWHERE = (
     "exploy_dsl.observation",
     "exploy_dsl.memory",
     "exploy_dsl.actor",
+    "exploy_dsl.normalizer",
+    "exploy_dsl.clocks",
 )
 
 
@@ -81,6 +85,7 @@ def diff_contracts(
     found += _initial_values(a, b)
     found += _observation(a, b)
     found += _actor(a, b)
+    found += _library(a, b)
     found += _metadata(a, b)
     return sorted(found, key=lambda d: not d.breaks)
 
@@ -279,6 +284,7 @@ def _observation(a: FileContract, b: FileContract) -> list[Difference]:
         ]
         if changes:
             found.append(Difference(False, "observation", f"term {name!r}: {', '.join(changes)}."))
+    found += _history(layout_a, layout_b, terms_a, terms_b)
     if layout_a.get("clip") != layout_b.get("clip"):
         found.append(
             Difference(
@@ -288,6 +294,64 @@ def _observation(a: FileContract, b: FileContract) -> list[Difference]:
                 f"{_fmt(layout_b.get('clip'))}.",
             )
         )
+    return found
+
+
+def _history(
+    layout_a: dict[str, Any],
+    layout_b: dict[str, Any],
+    terms_a: dict[str, Any],
+    terms_b: dict[str, Any],
+) -> list[Difference]:
+    """A changed history layout BREAKS: the frames a policy was trained on (their number,
+    order, term- or frame-major) would reach it in another place, with no error anywhere."""
+    found = []
+    why = (
+        "a policy trained for A's layout reads B's frames in the wrong places, silently; "
+        "check the policy was trained with B's layout"
+    )
+    group_a, group_b = layout_a.get("history"), layout_b.get("history")
+    if group_a != group_b:
+        found.append(
+            Difference(
+                True,
+                "observation history",
+                f"history of the observation changed: {_fmt(group_a)} -> {_fmt(group_b)}: {why}.",
+            )
+        )
+    for name in [*terms_a, *(n for n in terms_b if n not in terms_a)]:
+        old = (terms_a.get(name) or {}).get("history")
+        new = (terms_b.get(name) or {}).get("history")
+        if old == new or name not in terms_a or name not in terms_b:
+            continue
+        fields = [
+            f"{field} {_fmt((old or {}).get(field))} -> {_fmt((new or {}).get(field))}"
+            for field in ("length", "order", "layout", "frames")
+            if (old or {}).get(field) != (new or {}).get(field)
+        ]
+        found.append(
+            Difference(
+                True,
+                "observation history",
+                f"term {name!r} history changed ({_short('; '.join(fields))}): {why}.",
+            )
+        )
+    return found
+
+
+def _library(a: FileContract, b: FileContract) -> list[Difference]:
+    """The normalizer and the phase clocks: part of the policy, like its weights."""
+    found = []
+    for key, what in (("exploy_dsl.normalizer", "normalizer"), ("exploy_dsl.clocks", "clock")):
+        old, new = _decoded(a.metadata, key), _decoded(b.metadata, key)
+        if old == new:
+            continue
+        if key == "exploy_dsl.normalizer" and isinstance(old, dict) and isinstance(new, dict):
+            changed = [k for k in {**old, **new} if old.get(k) != new.get(k)]
+            text = f"the observation normalizer changed ({', '.join(changed)})"
+        else:
+            text = f"{what} {_short(_fmt(old))} -> {_short(_fmt(new))}"
+        found.append(Difference(False, what, f"{text}; it belongs with the actor's weights."))
     return found
 
 

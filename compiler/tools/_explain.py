@@ -14,7 +14,7 @@ from exploy_dsl.authoring._actor import describe_binding
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
-from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_TARGET_GROUP
+from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_TARGET_GROUP, STEP_COUNT
 
 _SHOWN_VALUES = 12
 
@@ -34,6 +34,7 @@ def render_explain(contract: FileContract, source: str) -> str:
     )
     lines += _rates(contract)
     lines += _observation(contract, meta)
+    lines += _time(contract, meta)
     lines += _actor(contract, meta)
     stages = meta.get("exploy_dsl.stages")
     for kind in USER_STAGE_KINDS:
@@ -75,16 +76,97 @@ def _observation(contract: FileContract, meta: dict[str, Any]) -> list[str]:
             parts.append(f"clip {_values(t['clip'])}")
         if t.get("scale") is not None:
             scale = t["scale"]
-            parts.append(f"scale {_g(scale[0]) if len(scale) == 1 else _values(scale)}")
+            folded = " (folded into the actor)" if t.get("scale_folded") else ""
+            parts.append(f"scale {_g(scale[0]) if len(scale) == 1 else _values(scale)}{folded}")
+        history = t.get("history")
+        if isinstance(history, dict):
+            parts.append(
+                f"kept {history.get('length')} policy steps, {history.get('order')}, "
+                f"{history.get('layout', 'term_major')}"
+            )
         detail = ", then ".join(parts) if parts else "as computed"
         slot = f"obs[{start}:{start + size}]"
+        if isinstance(history, dict) and history.get("layout") == "frame_major":
+            slot = "see frames"
         lines.append(f"  {slot:<12} {t.get('name')!s:<{width}}  {detail}")
+        if isinstance(history, dict):
+            frames = history.get("frames", [])
+            shown = [
+                f"{'t' if j == len(frames) - 1 else f't-{len(frames) - 1 - j}'} obs[{a}:{b}]"
+                for j, (a, b) in enumerate(frames)
+            ]
+            lines.append(f"  {'':<12} {'':<{width}}  frames: {', '.join(shown)}")
     clip = layout.get("clip")
     lines.append(
         f"  the concatenation is clipped to {_values(clip)}"
         if clip is not None
         else "  the concatenation is not clipped"
     )
+    group = layout.get("history")
+    if isinstance(group, dict):
+        if "length" in group:
+            lines.append(
+                f"  history (every term): {group['length']} policy steps, {group.get('order')}, "
+                f"{group.get('layout')}"
+            )
+        lines.append(f"  history after a reset: {group.get('reset')}")
+    lines += _normalizer(meta, layout)
+    return lines
+
+
+def _normalizer(meta: dict[str, Any], layout: dict[str, Any]) -> list[str]:
+    norm = meta.get("exploy_dsl.normalizer")
+    if not isinstance(norm, dict):
+        return []
+    stat = norm.get("statistic", "std")
+    where = (
+        "folded into the actor's first layer: obs is NOT normalized (nor scaled where a "
+        "term says so), the actor's weights do it"
+        if norm.get("folded")
+        else "applied to the clipped observation: obs is normalized"
+    )
+    lines = [
+        f"  normalizer: {norm.get('formula')}, eps {_g(norm.get('eps'))}, {norm.get('size')} "
+        f"values, {where}",
+        f"    from {norm.get('source')}; count {norm.get('count')}; sha256 {norm.get('sha256')}",
+    ]
+    if norm.get("clip") is not None:
+        lines.append(f"    then clipped to {_values(norm['clip'])}")
+    if "mean" in norm:
+        lines.append(f"    mean {_values(norm['mean'])}")
+        lines.append(f"    {stat} {_values(norm.get(stat, []))}")
+    else:
+        lines.append("    (statistics too large to store; compare them by the hash)")
+    folded = layout.get("folded_into_actor")
+    if folded:
+        lines.append(f"  folded into the actor's first layer: {', '.join(folded)}")
+    return lines
+
+
+def _time(contract: FileContract, meta: dict[str, Any]) -> list[str]:
+    stages = meta.get("exploy_dsl.stages")
+    readers = [
+        kind
+        for kind, info in (stages.items() if isinstance(stages, dict) else ())
+        if isinstance(info, dict) and STEP_COUNT in info.get("reads", [])
+    ]
+    clocks = meta.get("exploy_dsl.clocks")
+    if not readers and not clocks:
+        return []
+    policy_dt = contract.decimation * contract.sim_dt
+    lines = [
+        "",
+        f"time: stages read the tick ({', '.join(readers) or 'none'}): v.tick = ctx.step_count, "
+        f"v.time = ctx.step_count * {_g(contract.sim_dt)} s",
+        "  the first policy step after a reset sees t = 0 on a runtime counting from 0, "
+        f"t = {_g(policy_dt)} s (decimation * sim_dt) on exploy's controller (first call k = 1)",
+    ]
+    for clock in clocks if isinstance(clocks, list) else []:
+        period, offset = clock.get("period"), clock.get("offset", 0.0)
+        lines.append(
+            f"  phase clock in {clock.get('stage')}: period {_g(period)} s, offset {_g(offset)} s: "
+            f"{clock.get('formula')}"
+        )
     return lines
 
 

@@ -47,6 +47,11 @@ class Stage:
     fn: Callable[..., Any]
     clip: tuple[float, float] | None = None
     n_actions: int | None = None
+    # observations only: history of every term, the normalizer, and whether the normalizer and
+    # constant term scales are folded into the actor's first layer (exploy_dsl/library).
+    history: Any = None
+    normalizer: Any = None
+    fold_into_actor: bool = False
 
     @property
     def location(self) -> str:
@@ -269,18 +274,49 @@ class Program(RobotVocabulary):
     @overload
     def observations(self, fn: F, /) -> F: ...
     @overload
-    def observations(self, *, clip: tuple[float, float] | None = None) -> Callable[[F], F]: ...
+    def observations(
+        self,
+        *,
+        clip: tuple[float, float] | None = None,
+        history: Any = None,
+        normalize: Any = None,
+        fold_into_actor: bool = False,
+    ) -> Callable[[F], F]: ...
     def observations(  # type: ignore[misc]
-        self, fn: F | None = None, /, *, clip: tuple[float, float] | None = None
+        self,
+        fn: F | None = None,
+        /,
+        *,
+        clip: tuple[float, float] | None = None,
+        history: Any = None,
+        normalize: Any = None,
+        fold_into_actor: bool = False,
     ) -> F | Callable[[F], F]:
         """Decorate ``fn(v) -> [(term_name, value), ...]``; terms are concatenated in order.
 
         ``clip=(lo, hi)`` clips the concatenated observation (as rsl_rl's ``clip_obs``).
+        ``history=N`` (or ``exploy_dsl.History(N, order=..., layout=...)``) keeps every term
+        over the last N policy steps, as Isaac Lab's group ``history_length`` does.
+        ``normalize=exploy_dsl.normalizer(...)`` normalizes the clipped observation (rsl_rl's
+        empirical normalizer); ``fold_into_actor=True`` moves it and the constant term scales
+        into the actor's first layer at compile time (refused when that is not exact).
         """
+        from exploy_dsl.library._history import as_history
+        from exploy_dsl.library._normalizer import check_normalizer
+
         clip_t = None if clip is None else check_range(clip, "observations clip", fix=_CLIP)
+        history_t = as_history(history, "observations(history=...)")
+        norm = check_normalizer(normalize, "observations(normalize=...)")
+        if not isinstance(fold_into_actor, bool):
+            raise DeclarationError(
+                f"observations(fold_into_actor=...) must be True or False, got {fold_into_actor!r}."
+            )
 
         def register(f: F) -> F:
-            self._register(Stage("observations", _check_stage_fn(f, 1, "observations"), clip_t))
+            fn = _check_stage_fn(f, 1, "observations")
+            self._register(
+                Stage("observations", fn, clip_t, None, history_t, norm, fold_into_actor)
+            )
             return f
 
         return register(fn) if fn is not None else register
@@ -423,6 +459,15 @@ class Program(RobotVocabulary):
             copy._ports[memory.name] = memory
         return copy
 
+    def with_generated_memories(self, memories: Sequence[Memory], what: str) -> Program:
+        """A sealed copy with memory the library generates (observation history): the same
+        name rules as a declared port, so a clash is a DeclarationError naming ``what``."""
+        copy = self.sealed()
+        for memory in memories:
+            copy._check_free(memory.name, f"{what}: generated memory {memory.name!r}")
+            copy._ports[memory.name] = memory
+        return copy
+
     def _check_open(self, what: str) -> None:
         if self._sealed:
             raise DeclarationError(
@@ -433,6 +478,9 @@ class Program(RobotVocabulary):
 
     def _check_new(self, name: str, what: str) -> None:
         self._check_open(what)
+        self._check_free(name, what)
+
+    def _check_free(self, name: str, what: str) -> None:
         check_name(name, what)
         if name in self._ports or name in self._groups:
             existing = self._ports.get(name) or self._groups[name]

@@ -30,6 +30,17 @@ from exploy_dsl.library._records import (
     end_library_steps,
     library_writes,
 )
+from exploy_dsl.library._history import (
+    FRAME_BUFFER,
+    STARTED,
+    History,
+    as_history,
+    buffer_memory,
+    frame_slices,
+    push,
+    started_memory,
+)
+from exploy_dsl.library._normalizer import Normalizer
 
 _TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -42,6 +53,7 @@ class Term:
     value: Any
     scale: float | Sequence[float] | None = None
     clip: tuple[float, float] | None = None
+    history: int | History | None = None
 
     def __post_init__(self) -> None:
         # Checked when the term is made, inside the user's stage, so the error names its line.
@@ -66,9 +78,16 @@ def term(
     *,
     scale: float | Sequence[float] | None = None,
     clip: tuple[float, float] | None = None,
+    history: int | History | None = None,
 ) -> Term:
-    """An observation term whose scale and clip are recorded in the file (see ``explain``)."""
-    return Term(name, value, scale, clip)
+    """An observation term whose scale and clip are recorded in the file (see ``explain``).
+
+    ``history=N`` keeps the term (after its clip and scale) over the last N policy steps, in
+    Isaac Lab's layout: oldest frame first, the N frames side by side; after a reset every
+    frame holds the first observation. ``history=exploy_dsl.History(N, order="newest_first")``
+    reverses the frames. Its memory is generated (``memory.history.<name>``).
+    """
+    return Term(name, value, scale, clip, history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +96,39 @@ class ObsTerm:
 
     name: str
     start: int
-    size: int
+    size: int  # every value of the term in obs (all its frames)
     scale: tuple[float, ...] | None
     clip: tuple[float, float] | None
+    history: History | None = None
+    frames: tuple[tuple[int, int], ...] = ()  # with history: each frame's slice, oldest first
+
+    @property
+    def frame_size(self) -> int:
+        return self.frames[0][1] - self.frames[0][0] if self.frames else self.size
+
+    def element_names(self) -> dict[int, str]:
+        """Index in obs -> ``name[i]``, or ``name[t-k][i]`` for the frame k steps ago."""
+        if not self.frames:
+            return {self.start + i: f"{self.name}[{i}]" for i in range(self.size)}
+        names = {}
+        last = len(self.frames) - 1
+        for j, (begin, end) in enumerate(self.frames):
+            when = "t" if j == last else f"t-{last - j}"
+            names.update({begin + i: f"{self.name}[{when}][{i}]" for i in range(end - begin)})
+        return names
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ObsFold:
+    """The affine map ``a * obs + c`` moved from the observation into the actor's first layer.
+
+    ``a`` and ``c`` are float64 ``[n_obs]``: the term scales over the normalizer's denominator,
+    and minus its mean over it. ``parts`` says what was folded ("scales", "normalizer").
+    """
+
+    a: np.ndarray
+    c: np.ndarray
+    parts: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,6 +143,7 @@ class StageGraph:
     writes: tuple[str, ...]
     models: tuple[ModelCall, ...] = ()  # models it calls (call_model), inlined in ``model``
     steps: tuple[LibraryStep, ...] = ()  # library steps it calls (clip, low_pass, ...)
+    records: tuple[tuple[str, dict[str, Any]], ...] = ()  # what library primitives recorded
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -116,6 +166,26 @@ class TracedProgram:
     n_obs: int
     n_actions: int
     actor_signature: ActorSignature  # the actor the program calls (see Program.actor)
+    obs_history: History | None = None  # observations(history=...): every term's history
+    normalizer: Normalizer | None = None
+    obs_fold: ObsFold | None = None  # what compile folds into the actor's first layer
+
+    @property
+    def clocks(self) -> tuple[dict[str, Any], ...]:
+        """Phase clocks the stages use (``exploy_dsl.phase_clock``), with their stage."""
+        return tuple(
+            {"stage": g.kind, **record}
+            for g in self.graphs.values()
+            for kind, record in g.records
+            if kind == "clock"
+        )
+
+    def obs_element_names(self) -> list[str]:
+        """The name of every element of ``obs``, in order (``joint_pos[t-1][3]``)."""
+        names: dict[int, str] = {}
+        for t in self.obs_terms:
+            names.update(t.element_names())
+        return [names.get(i, f"obs[{i}]") for i in range(self.n_obs)]
 
     @property
     def stages(self) -> tuple[StageGraph, ...]:
@@ -165,7 +235,8 @@ def trace(program: Program) -> TracedProgram:
             "Fix: declare what the robot receives, e.g. program.joint_targets(...) or "
             "program.output(...), and write it in apply_actions."
         )
-    obs_graph, terms, n_obs = _trace_observations(program, stages["observations"])
+    obs_stage = stages["observations"]
+    obs_graph, terms, n_obs, program, fold = _trace_observations(program, obs_stage)
     proc = stages["process_actions"]
     n_actions = proc.n_actions or 0
     graphs = {
@@ -193,7 +264,16 @@ def trace(program: Program) -> TracedProgram:
     ordered: dict[str, StageGraph] = {s.kind: graphs[s.kind] for s in USER_STAGES}
     signature = _expected_signature(program, terms, n_obs, n_actions)
     return TracedProgram(
-        program, ordered, terms, stages["observations"].clip, n_obs, n_actions, signature
+        program,
+        ordered,
+        terms,
+        obs_stage.clip,
+        n_obs,
+        n_actions,
+        signature,
+        obs_stage.history,
+        obs_stage.normalizer,
+        fold,
     )
 
 
@@ -232,7 +312,9 @@ def _explain(exc: Exception) -> str:
 
 def _trace_observations(
     program: Program, stage: Stage
-) -> tuple[StageGraph, tuple[ObsTerm, ...], int]:
+) -> tuple[StageGraph, tuple[ObsTerm, ...], int, Program, ObsFold | None]:
+    """The observation graph, its terms, its size, the program (with any generated history
+    memory) and what is folded into the actor (``fold_into_actor``)."""
     values = Values(program, stage.label)
     result = _call(stage, values)
     items: list[Any]
@@ -254,44 +336,186 @@ def _trace_observations(
             "observations stage writes no memory. Fix: filter in process_actions or "
             f"apply_actions, and read the filtered value here with v[{memory.name!r}]."
         )
+    where = f"{stage.label} ({stage.location})"
+    group: History | None = stage.history
+    fold = stage.fold_into_actor
+    if fold:
+        _check_foldable(program, where)
     with operators():
-        parts: list[Var] = []
-        terms: list[ObsTerm] = []
-        start = 0
+        # Each term after its clip (and its scale, unless the scale is folded into the actor).
+        entries: list[tuple[str, Var, int, Any, Any, History | None]] = []
         for item in items:
             t = item if isinstance(item, Term) else _as_term(item, stage)
             if not isinstance(t.name, str) or not _TERM_NAME.match(t.name):
                 raise StageError(
-                    f"{stage.label} ({stage.location}): term name {t.name!r} must be letters, "
+                    f"{where}: term name {t.name!r} must be letters, "
                     "digits and '_' (it becomes an entry of obs_term_names)."
                 )
-            if any(existing.name == t.name for existing in terms):
+            if any(existing[0] == t.name for existing in entries):
                 raise StageError(
-                    f"{stage.label} ({stage.location}): term {t.name!r} appears twice; "
+                    f"{where}: term {t.name!r} appears twice; "
                     "obs_term_names must be unique. Fix: rename one of them."
                 )
             var = _term_var(program, t, stage)
             size = int(var.unwrap_tensor().shape[1])  # type: ignore[index,arg-type]
             clip = t.clip
             scale = _term_scale(t, size, stage)
+            own = _term_history(t, group, where)
             if clip is not None:
                 var = op.clip(var, op.const(np.float32(clip[0])), op.const(np.float32(clip[1])))
-            if scale is not None:
+            if scale is not None and not fold:
                 factor = (
                     np.asarray(scale, np.float32).reshape(1, -1) if len(scale) > 1 else scale[0]
                 )
                 var = var * factor  # type: ignore[operator]
-            parts.append(var)
-            terms.append(ObsTerm(t.name, start, size, scale, clip))
-            start += size
-        obs = op.concat(parts, axis=-1) if len(parts) > 1 else op.identity(parts[0])
+            entries.append((t.name, var, size, scale, clip, own))
+        frame_major = group if group is not None and group.layout == "frame_major" else None
+        frame_size = sum(e[2] for e in entries)
+        generated = []
+        if frame_major is not None:
+            generated.append(
+                buffer_memory(FRAME_BUFFER, frame_major.length, frame_size, program.batch)
+            )
+        generated += [
+            buffer_memory(f"history.{name}", h.length, size, program.batch)
+            for name, _, size, _, _, h in entries
+            if h is not None
+        ]
+        writes: dict[str, Var] = {}
+        # Never read unless history is generated (a graph holds only what its outputs use).
+        started = op.const(np.zeros((program.batch, 1), np.bool_))
+        if generated:
+            generated.append(started_memory(program.batch))
+            program = program.with_generated_memories(generated, f"{where} history")
+            values.rebind(program)
+            started = values[memory_key(STARTED)]
+            writes[memory_key(STARTED)] = op.const(np.ones((program.batch, 1), np.bool_))
+        terms: list[ObsTerm] = []
+        if frame_major is not None:
+            h = frame_major
+            frame = (
+                op.concat([e[1] for e in entries], axis=-1) if len(entries) > 1 else entries[0][1]
+            )
+            buffer = values[memory_key(FRAME_BUFFER)]
+            obs = writes[memory_key(FRAME_BUFFER)] = push(buffer, frame, started, h, frame_size)
+            offset = 0
+            for name, _, size, scale, clip, _ in entries:
+                spread = frame_slices(h, offset, size, frame_size)
+                first = min(begin for begin, _ in spread)
+                terms.append(ObsTerm(name, first, h.length * size, scale, clip, h, spread))
+                offset += size
+            n_obs = h.length * frame_size
+        else:
+            parts: list[Var] = []
+            start = 0
+            for name, var, size, scale, clip, own in entries:
+                slices: tuple[tuple[int, int], ...] = ()
+                total = size
+                if own is not None:
+                    key = memory_key(f"history.{name}")
+                    var = writes[key] = push(values[key], var, started, own, size)
+                    slices = frame_slices(own, start, size, size)
+                    total = own.length * size
+                parts.append(var)
+                terms.append(ObsTerm(name, start, total, scale, clip, own, slices))
+                start += total
+            obs = op.concat(parts, axis=-1) if len(parts) > 1 else op.identity(parts[0])
+            n_obs = start
+        scales = _scale_vector(terms, n_obs)
         if stage.clip is not None:
-            lo, hi = stage.clip
-            obs = op.clip(obs, op.const(np.float32(lo)), op.const(np.float32(hi)))
+            obs = _obs_clip(obs, stage.clip, scales if fold else None, where)
+        normalizer = stage.normalizer
+        if normalizer is not None:
+            if normalizer.size != n_obs:
+                raise StageError(
+                    f"{where}: the normalizer has {normalizer.size} values but the observation "
+                    f"has {n_obs} ({', '.join(f'{t.name}:{t.size}' for t in terms)}). Fix: use "
+                    "the normalizer saved with this policy, or the observation it was trained on."
+                )
+            if not fold:
+                obs = normalizer.apply(obs, program.batch)
+        obs_fold = _fold(scales, normalizer, where) if fold else None
         outputs = {OBS: obs}
         outputs.update(_gathered_actor_inputs(program, obs, terms, stage))
-    graph = _build(stage, values.arguments, outputs)
-    return graph, tuple(terms), start
+        outputs.update(writes)
+    graph = _build(stage, values.arguments, outputs, tuple(values.records))
+    return graph, tuple(terms), n_obs, program, obs_fold
+
+
+def _term_history(t: Term, group: History | None, where: str) -> History | None:
+    """The term's own history, or the group's term-major one; a clash is an error."""
+    try:
+        own = as_history(t.history, f"term {t.name!r} history")
+    except ExployDslError as exc:
+        raise StageError(f"{where}: {exc}") from None
+    if own is not None and own.layout != "term_major":
+        raise StageError(
+            f"{where}: term {t.name!r} history has layout {own.layout!r}; a term's own frames "
+            "are always side by side. Fix: pass layout= to program.observations(history=...)."
+        )
+    if own is not None and group is not None:
+        raise StageError(
+            f"{where}: term {t.name!r} has its own history and observations(history=...) gives "
+            "every term one (Isaac Lab lets the group's override the term's silently). Fix: "
+            "keep one of them."
+        )
+    if group is not None and group.layout == "term_major":
+        return group
+    return own
+
+
+def _scale_vector(terms: Sequence[ObsTerm], n_obs: int) -> np.ndarray:
+    """Each element's term scale (1 without one), float64 ``[n_obs]``."""
+    scales = np.ones(n_obs, np.float64)
+    for t in terms:
+        if t.scale is None:
+            continue
+        frame = np.broadcast_to(np.asarray(t.scale, np.float64), (t.frame_size,))
+        for begin, end in t.frames or ((t.start, t.start + t.size),):
+            scales[begin:end] = frame
+    return scales
+
+
+def _obs_clip(obs: Var, clip: tuple[float, float], scales: np.ndarray | None, where: str) -> Var:
+    """Clip the observation; with folded scales, ``clip(s*u) = s*clip(u, lo/s, hi/s)``."""
+    lo, hi = clip
+    if scales is None or (scales == 1.0).all():
+        return op.clip(obs, op.const(np.float32(lo)), op.const(np.float32(hi)))
+    if (scales == 0).any():
+        raise StageError(
+            f"{where}: fold_into_actor with a term scale of 0 and a clip of the observation: "
+            "the clip cannot be moved before a zero scale. Fix: drop the zero-scale term, or "
+            "fold_into_actor=False."
+        )
+    lower = np.where(scales > 0, lo / scales, hi / scales).astype(np.float32).reshape(1, -1)
+    upper = np.where(scales > 0, hi / scales, lo / scales).astype(np.float32).reshape(1, -1)
+    return op.min([op.max([obs, op.const(lower)]), op.const(upper)])
+
+
+def _fold(scales: np.ndarray, normalizer: Normalizer | None, where: str) -> ObsFold | None:
+    """The affine map compile folds into the actor: ``a = s / d``, ``c = -mean / d``."""
+    parts = [] if (scales == 1.0).all() else ["scales"]
+    a, c = scales.copy(), np.zeros_like(scales)
+    if normalizer is not None:
+        if normalizer.clip is not None:
+            raise StageError(
+                f"{where}: fold_into_actor with a clipped normalizer: a clip after the "
+                "normalizer is not affine, so it cannot move into the actor's first layer. "
+                "Fix: drop the normalizer's clip, or fold_into_actor=False."
+            )
+        d = normalizer.denominator.astype(np.float64)
+        a, c = a / d, -normalizer.mean.astype(np.float64) / d
+        parts.append("normalizer")
+    return ObsFold(a, c, tuple(parts)) if parts else None
+
+
+def _check_foldable(program: Program, where: str) -> None:
+    inputs = program.actor_declaration.inputs
+    if inputs is not None and not (len(inputs) == 1 and inputs[0][1] == OBS):
+        raise StageError(
+            f"{where}: fold_into_actor needs an actor that takes the whole observation, but "
+            "program.actor(inputs=...) binds it otherwise. Fix: fold_into_actor=False."
+        )
 
 
 def _gathered_actor_inputs(
@@ -310,6 +534,18 @@ def _gathered_actor_inputs(
                 f"program.actor(inputs=...) binds actor input {name!r} to observation term(s) "
                 f"{', '.join(map(repr, unknown))}, which {stage.label} ({stage.location}) does not "
                 f"return; its terms are {', '.join(by_name)}. Fix: name terms it returns."
+            )
+        scattered = [
+            t
+            for t in binding
+            if by_name[t].history and by_name[t].history.layout == "frame_major"  # type: ignore[union-attr]
+        ]
+        if scattered:
+            raise StageError(
+                f"program.actor(inputs=...) binds actor input {name!r} to term(s) "
+                f"{', '.join(map(repr, scattered))}, whose frames are spread over obs by "
+                "observations(history=History(..., layout='frame_major')). Fix: bind 'obs', or "
+                "use layout='term_major'."
             )
         parts = [
             op.slice(
@@ -479,7 +715,7 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     args = dict(values.arguments)
     if n_actions is not None:
         args[ACTIONS] = extra[0]
-    return _build(stage, args, outputs)
+    return _build(stage, args, outputs, tuple(values.records))
 
 
 def _written_var(program: Program, port: Port, value: object, stage: Stage) -> Var:
@@ -516,7 +752,12 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
     return value
 
 
-def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> StageGraph:
+def _build(
+    stage: Stage,
+    args: dict[str, Var],
+    outputs: dict[str, Var],
+    records: tuple[tuple[str, dict[str, Any]], ...] = (),
+) -> StageGraph:
     # Identity on every output keeps names distinct when one Var is written to two ports or
     # is an argument passed straight through.
     wrapped = {stage_output(name): op.identity(var) for name, var in outputs.items()}
@@ -538,6 +779,7 @@ def _build(stage: Stage, args: dict[str, Var], outputs: dict[str, Var]) -> Stage
         tuple(outputs),
         models=end_model_calls(),
         steps=end_library_steps(),
+        records=records,
     )
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import spox.opset.ai.onnx.v20 as op
 from spox import Tensor, Var, argument
 
 from exploy_dsl._errors import StageError
 from exploy_dsl.authoring._ports import Memory, Output, Port
-from exploy_dsl.contract._wires import is_memory, memory_key, memory_name
+from exploy_dsl.contract._wires import STEP_COUNT, is_memory, memory_key, memory_name
 
 if TYPE_CHECKING:
     from ._program import Program
@@ -55,6 +57,40 @@ class Values(Mapping[object, Var]):
         self._program = program
         self._label = label
         self._args: dict[str, Var] = {}
+        self._derived: dict[str, Var] = {}
+        # What library primitives used in this stage record for the file (phase clocks, ...).
+        self.records: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def tick(self) -> Var:
+        """The tick ``ctx.step_count`` as int32 ``[batch, 1]``: 0 at our runtime's first call
+        after a reset, 1 at exploy's controller's (see README "Time")."""
+        if "tick" not in self._derived:
+            if STEP_COUNT not in self._args:
+                self._args[STEP_COUNT] = argument(Tensor(np.int32, ()))
+            column = op.reshape(self._args[STEP_COUNT], op.const(np.array([1, 1], np.int64)))
+            batch = self._program.batch
+            if batch > 1:
+                column = op.expand(column, op.const(np.array([batch, 1], np.int64)))
+            self._derived["tick"] = column
+        return self._derived["tick"]
+
+    @property
+    def time(self) -> Var:
+        """``tick * sim_dt`` in seconds, float32 ``[batch, 1]``: the time since the reset."""
+        if "time" not in self._derived:
+            seconds = op.cast(self.tick, to=np.float32)
+            self._derived["time"] = op.mul(seconds, op.const(np.float32(self._program.sim_dt)))
+        return self._derived["time"]
+
+    def rebind(self, program: Program) -> None:
+        """Resolve ports on ``program`` from now on (the same one with generated memory)."""
+        self._program = program
+
+    @property
+    def program(self) -> Program:
+        """The (sealed) program this stage is traced for: its rates, batch and ports."""
+        return self._program
 
     def __getitem__(self, key: object) -> Var:
         port = resolve(self._program, key, f"v[{key!r}]")

@@ -87,6 +87,7 @@ def record(required: Mapping[str, Schema], optional_fields: Mapping[str, Schema]
     return schema
 
 
+BOOL = _kind(lambda v: isinstance(v, bool), "true or false")
 PAIR = list_of(NUMBER, length=2)
 NAMES = list_of(STR)
 # A dim of a called model's input or output: a size, or a symbol / None when not static.
@@ -95,6 +96,15 @@ DIM = _kind(
     "an int >= 0, a symbol or null",
 )
 _MODEL_PORT = record({"name": STR, "dtype": STR, "shape": list_of(DIM)})
+_TERM_HISTORY = record(
+    {
+        "length": COUNT,
+        "order": STR,
+        "frame_size": COUNT,
+        "frames": list_of(list_of(COUNT, length=2)),
+    },
+    {"layout": STR},
+)
 _STAGE = record(
     {},
     {
@@ -141,11 +151,40 @@ OWN_KEYS: dict[str, Schema] = {
             "terms": list_of(
                 record(
                     {"name": STR, "start": COUNT, "size": COUNT},
-                    {"scale": optional(list_of(NUMBER)), "clip": optional(PAIR)},
+                    {
+                        "scale": optional(list_of(NUMBER)),
+                        "clip": optional(PAIR),
+                        "history": _TERM_HISTORY,
+                        "scale_folded": BOOL,
+                    },
                 )
             )
         },
-        {"size": COUNT, "clip": optional(PAIR)},
+        {
+            "size": COUNT,
+            "clip": optional(PAIR),
+            "history": record({"reset": STR}, {"length": COUNT, "order": STR, "layout": STR}),
+            "normalized": BOOL,
+            "folded_into_actor": NAMES,
+        },
+    ),
+    "exploy_dsl.normalizer": record(
+        {"formula": STR, "eps": NUMBER, "size": COUNT, "statistic": STR, "sha256": STR},
+        {
+            "clip": optional(PAIR),
+            "source": STR,
+            "count": optional(COUNT),
+            "folded": BOOL,
+            "mean": list_of(NUMBER),
+            "std": list_of(NUMBER),
+            "var": list_of(NUMBER),
+        },
+    ),
+    "exploy_dsl.clocks": list_of(
+        record(
+            {"stage": STR, "period": NUMBER},
+            {"offset": NUMBER, "formula": STR, "sim_dt": NUMBER},
+        )
     ),
     "exploy_dsl.actor": record(
         {"source": STR},

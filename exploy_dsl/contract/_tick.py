@@ -50,8 +50,8 @@ SCHEDULE: tuple[StageSpec, ...] = (
         "observations",
         "policy",
         "(v)",
-        "inputs and memory",
-        ("obs",),
+        "inputs, memory and the tick (ctx.step_count)",
+        ("obs", "memory"),  # memory: only the history it generates (term(..., history=N))
         "once per policy step, before the actor",
     ),
     StageSpec(
@@ -66,7 +66,7 @@ SCHEDULE: tuple[StageSpec, ...] = (
         "process_actions",
         "policy",
         "(v, actions)",
-        "inputs, memory and actions",
+        "inputs, memory, the tick (ctx.step_count) and actions",
         ("memory",),
         "once per policy step, after the actor",
     ),
@@ -74,7 +74,7 @@ SCHEDULE: tuple[StageSpec, ...] = (
         "apply_actions",
         "tick",
         "(v)",
-        "inputs and memory (as process_actions left it)",
+        "inputs, memory (as process_actions left it) and the tick (ctx.step_count)",
         ("output", "memory"),
         "at every tick, on both kinds of step",
     ),
@@ -117,9 +117,10 @@ def run_tick(
 ) -> dict[str, V]:
     """One tick: the stages of SCHEDULE whose rate applies, in order, over ``env``.
 
-    ``env`` holds every input and every memory (``memory.<name>``). ``outputs`` are the
-    declared output wires, ``memories`` pairs ``(memory.<name>, memory.<name>.out)``. Returns
-    ``actions``, ``obs``, the outputs and the memory outs, in the file's output order.
+    ``env`` holds every input, every memory (``memory.<name>``) and the tick
+    (``ctx.step_count``, int32 ``[]``, read by stages as ``v.tick``/``v.time``). ``outputs``
+    are the declared output wires, ``memories`` pairs ``(memory.<name>, memory.<name>.out)``.
+    Returns ``actions``, ``obs``, the outputs and the memory outs, in the file's output order.
     """
     values = dict(env)
     if not policy_step:

@@ -21,7 +21,7 @@ from exploy_dsl.authoring._actor import (
 from exploy_dsl.authoring._program import Program
 from exploy_dsl.authoring._trace import StageGraph, TracedProgram, trace
 from exploy_dsl.contract._tick import StageKind, is_policy_step, run_tick
-from exploy_dsl.contract._wires import ACTIONS, OBS
+from exploy_dsl.contract._wires import ACTIONS, OBS, STEP_COUNT
 from exploy_dsl.reference._graph_interpreter import GraphInterpreter, GraphInterpreterError
 from exploy_dsl.runtime._runtime import _cast
 
@@ -202,6 +202,17 @@ class _NumpyTick:
         self._actor = actor
         self._signature = signature
         shapes = traced.output_shapes()
+        # fold_into_actor: the observation left the stage without its normalizer and scales;
+        # the original actor gets them here, as the program without the fold would give them.
+        fold = traced.obs_fold
+        self._fold = (
+            None
+            if fold is None
+            else (
+                fold.a.astype(np.float32).reshape(1, -1),
+                fold.c.astype(np.float32).reshape(1, -1),
+            )
+        )
         # The apply-only step's actions and obs: the same zeros every tick, so read-only.
         self._zeros = {n: _frozen(np.zeros(shapes[n], np.float32)) for n in (ACTIONS, OBS)}
         self.step_count = 0  # the tick being run, for error messages
@@ -209,6 +220,9 @@ class _NumpyTick:
     def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if kind != "actor":
             return self._stages[kind].run(env, self.step_count)
+        if self._fold is not None:
+            a, c = self._fold
+            env = {**env, OBS: env[OBS] * a + c}
         outputs = self._actor(self._signature.feeds(env, _reshape))
         for port in self._signature.outputs:
             value = outputs.get(port.name)
@@ -300,6 +314,7 @@ class ReferenceInterpreter:
         env = self._check(inputs)
         env.update(self.memory)
         self._tick.step_count = self.tick
+        env[STEP_COUNT] = np.asarray(self.tick, np.int32)  # stages read it as v.tick / v.time
         result = run_tick(
             self._tick,
             env,
