@@ -31,6 +31,7 @@ EXPECTED = {
     "quadruped",
     "quadruped_recurrent",
     "reference_mode",
+    "gait",
 }
 
 
@@ -298,3 +299,20 @@ def test_reference_mode_acts_as_its_actor_stepped_by_hand(
     assert got["obs"].shape[-1] == 57  # the file's obs is the whole observation
     names = read_contract(file).json_metadata("obs_term_names")
     assert names[-2:] == ["ref_joint_pos", "ref_base_velocity"]
+
+
+def test_the_gait_example_declares_only_its_joint_target() -> None:
+    """History, phase clock and normalizer together: their memory is generated, not declared."""
+    from compiler.cli._program_file import load_program_file
+    from exploy_dsl import trace
+    from tests._support import EXAMPLES
+
+    program = load_program_file(EXAMPLES / "gait.py").program
+    assert [m.name for m in program.memories] == ["joint_pos.processed_actions"]
+    assert [m.name for m in trace(program).program.memories] == [
+        "joint_pos.processed_actions",
+        "history.base_ang_vel",
+        "history.joint_pos",
+        "history.joint_vel",
+        "history_started",
+    ]

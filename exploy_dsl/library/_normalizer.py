@@ -107,7 +107,7 @@ class Normalizer:
         (``weights_only=True``), so it needs torch; a dict does not.
         """
         what = "Normalizer.from_rsl_rl"
-        label = "a loaded checkpoint"
+        label = "(a loaded dict)"
         if isinstance(checkpoint, (str, os.PathLike)):
             label = repr(os.path.basename(os.fspath(checkpoint)))
             checkpoint = _torch_load(checkpoint, what)
