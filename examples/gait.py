@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl import Program, normalizer, op, phase_clock, term
+from exploy_dsl import Program, clip, normalizer, phase_clock, scale_offset, term
 
 JOINT_NAMES = [
     "FL_hip", "FL_thigh", "FL_calf",
@@ -63,7 +63,7 @@ def observations(v: Any) -> list[Any]:
 
 @program.process_actions(n_actions=12)
 def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {target: DEFAULT_POS + ACTION_SCALE * actions}
+    return {target: scale_offset(actions, ACTION_SCALE, DEFAULT_POS)}
 
 
 @program.apply_actions
@@ -72,9 +72,7 @@ def apply_actions(v: Any) -> dict[Any, Any]:
     return {
         targets.pos: v[target],
         targets.vel: 0.0,
-        targets.effort: op.clip(
-            torque, op.const(np.float32(-EFFORT_LIMIT)), op.const(np.float32(EFFORT_LIMIT))
-        ),
+        targets.effort: clip(torque, -EFFORT_LIMIT, EFFORT_LIMIT),
     }
 
 

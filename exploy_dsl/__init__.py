@@ -47,6 +47,8 @@ if _typing.TYPE_CHECKING:
         scale_offset,
         unscale_action,
     )
+    from exploy_dsl.library._history import History
+    from exploy_dsl.library._normalizer import Normalizer, normalizer
     from exploy_dsl.library._rotations import (
         atan2,
         heading,
@@ -58,8 +60,6 @@ if _typing.TYPE_CHECKING:
         wrap_to_pi,
         yaw_quat,
     )
-    from exploy_dsl.library._history import History
-    from exploy_dsl.library._normalizer import Normalizer, normalizer
     from exploy_dsl.library._time import phase_clock
     from exploy_dsl.reference._interpreter import ReferenceInterpreter
     from exploy_dsl.runtime._runtime import Runtime

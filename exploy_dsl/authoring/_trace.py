@@ -24,12 +24,6 @@ from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
 from exploy_dsl.contract._tick import USER_STAGES, spec
 from exploy_dsl.contract._wires import ACTIONS, OBS, actor_input, memory_key, stage_output
-from exploy_dsl.library._records import (
-    LibraryStep,
-    begin_library_steps,
-    end_library_steps,
-    library_writes,
-)
 from exploy_dsl.library._history import (
     FRAME_BUFFER,
     STARTED,
@@ -41,6 +35,12 @@ from exploy_dsl.library._history import (
     started_memory,
 )
 from exploy_dsl.library._normalizer import Normalizer
+from exploy_dsl.library._records import (
+    LibraryStep,
+    begin_library_steps,
+    end_library_steps,
+    library_writes,
+)
 
 _TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
