@@ -34,8 +34,13 @@ ACTOR_GROUPS = ["policy", "extra"]
 N_ACTIONS, HIDDEN = 4, 8
 DECIMATION = 2
 TICKS = 1000
-KINDS = {"mlp": None, "lstm1": ("lstm", 1), "lstm2": ("lstm", 2), "gru1": ("gru", 1)}
-KINDS["gru2"] = ("gru", 2)
+KINDS: dict[str, tuple[str, int] | None] = {  # the network and its recurrent layers
+    "mlp": None,
+    "lstm1": ("lstm", 1),
+    "lstm2": ("lstm", 2),
+    "gru1": ("gru", 1),
+    "gru2": ("gru", 2),
+}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -81,6 +86,7 @@ def build(kind: str, recurrent_class: Any = None) -> Any:
     for i in range(4):  # a mean far from 0 and a std far from 1, as after training
         model.update_normalization(observations(128, gen, shift=1.5 + i))
     model.eval()
+    assert list(model.obs_groups) == ACTOR_GROUPS  # the order the program's terms follow
     normalizer = model.obs_normalizer
     assert normalizer._mean.abs().min() > 0.5 and (normalizer._std - 1).abs().max() > 0.1
     return model
@@ -118,20 +124,22 @@ def program(kind: str, *, declare: bool) -> Program:
 
 
 def export_onnx(model: Any, path: Path, *, dynamo: bool) -> Path:
-    """What rsl_rl's OnPolicyRunner.export_policy_to_onnx does (dynamo=False as mjlab's)."""
-    exported = model.as_onnx(verbose=False).eval()
+    """What rsl_rl's OnPolicyRunner.export_policy_to_onnx does (torch's default exporter, dynamo),
+    or with ``dynamo=False`` what mjlab's override of it does."""
+    exported = model.as_onnx(verbose=False).to("cpu").eval()
+    options: dict[str, Any] = {"dynamo": False, "dynamic_axes": {}} if not dynamo else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             exported,
             exported.get_dummy_inputs(),
             str(path),
+            export_params=True,
             opset_version=18,
+            verbose=False,
             input_names=exported.input_names,
             output_names=exported.output_names,
-            dynamic_axes={},
-            dynamo=dynamo,
-            verbose=False,
+            **options,
         )
     return path
 
