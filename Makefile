@@ -15,11 +15,13 @@ NOTORCH_STAMP := $(NOTORCH)/.installed
 setup: $(STAMP)
 
 # torch is pinned to the CPU build the machines carry; any other version pulls CUDA wheels.
+# rsl_rl (extra `rl`, for the tests of real rsl_rl policies) goes in with torch and its pin on the
+# same command, so that it can never move torch; a venv without torch never gets it.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,torch]"
+	$(PY) -m pip install --quiet -e ".[dev,torch,rl]" torch==2.13.0
 	touch $(STAMP)
 
 $(NOTORCH_STAMP): pyproject.toml

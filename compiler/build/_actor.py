@@ -312,8 +312,12 @@ def _private_copy(module: Any, torch: Any) -> Any:
 
 
 def _refuse_rsl_rl_model(module: Any) -> None:
-    """rsl_rl's models take a TensorDict of observation groups, not the observation tensor."""
-    if type(module).__module__.startswith("rsl_rl") and hasattr(module, "as_onnx"):
+    """rsl_rl's models take a TensorDict of observation groups, not the observation tensor.
+
+    Told by the class or any base (a framework's subclass of ``MLPModel`` is one too).
+    """
+    from_rsl_rl = any(c.__module__.split(".")[0] == "rsl_rl" for c in type(module).__mro__)
+    if from_rsl_rl and hasattr(module, "as_onnx"):
         raise ActorError(
             f"torch actor {_module_name(module)} is an rsl_rl model: its forward() takes a "
             "TensorDict of observation groups, not the observation vector. Fix: export it with "
