@@ -89,3 +89,11 @@ class GraphInterpreterError(ExployDslError):
         super().__init__(message)
         self.node = node
         self.reason = reason
+
+
+class SimError(ExployDslError):
+    """A file and a MuJoCo model cannot be simulated together (a name, count or rate differs)."""
+
+
+class SelfTestError(ExployDslError):
+    """A file's embedded self-test failed: this onnxruntime does not reproduce its outputs."""

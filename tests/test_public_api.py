@@ -46,6 +46,8 @@ EXPLOY_DSL_API = [
     "ReferenceInterpreter",
     "Runtime",
     "RuntimeInputError",
+    "SelfTestError",
+    "SimError",
     "StageError",
     "StageGraph",
     "Term",

@@ -20,11 +20,14 @@ from compiler.build._fold import fold_observation
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
+from compiler.build._self_test import record_self_test
 from compiler.build._stitch import stitch
 from compiler.build._targets import parse_target, resolve_versions
 from compiler.build._verify import serialized, verify_in_onnxruntime
 from compiler.build._write import write_atomic
+from compiler.check._inputs import InputStream
 from exploy_dsl import ArticulationWarning, CompileError, Program, TracedProgram, trace
+from exploy_dsl.contract._self_test import SELF_TEST_KEY
 
 DEFAULT_OPSET = 20
 DEFAULT_IR_VERSION = 10
@@ -41,6 +44,7 @@ def compile_program(
     model_source: dict[str, Any] | None = None,
     stamp: bool = False,
     output: str | os.PathLike[str] | None = None,
+    self_test: InputStream | None = None,
 ) -> onnx.ModelProto:
     """Trace, check sizes and finiteness, stitch, add initializers and metadata, verify with
     onnx.checker and onnxruntime (one tick of each mode); optionally write.
@@ -49,7 +53,8 @@ def compile_program(
     release runs (explicit ``opset``/``ir_version`` must not exceed them); without a target
     they default to 20 and 10. The same program and actor give the same bytes; ``stamp``
     adds the export date (the one thing that differs between runs). The file is written
-    only once everything succeeded, and atomically.
+    only once everything succeeded, and atomically. ``self_test`` (a few ticks of inputs)
+    embeds those inputs and the file's own outputs on them, for ``Runtime.self_test()``.
     """
     chosen = parse_target(target) if target is not None else None
     opset, ir_version = resolve_versions(
@@ -103,6 +108,10 @@ def compile_program(
         ) from None
     data = serialized(model)
     verify_in_onnxruntime(data, traced, opset, ir_version)
+    if self_test is not None:
+        value = record_self_test(data, self_test, traced)
+        model.metadata_props.add(key=SELF_TEST_KEY, value=value)
+        data = serialized(model)
     if output is not None:
         write_atomic(data, Path(output))
     return model

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program
+from compiler.build._self_test import DEFAULT_TICKS, MAX_TICKS
+from compiler.check._inputs import InputStream, load_trace, random_stream
 from compiler.cli._exit import EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
-from exploy_dsl import ExployDslWarning, UsageError
+from exploy_dsl import ExployDslWarning, Program, UsageError
 
 
 def register(sub: Any) -> None:
@@ -48,6 +50,20 @@ def register(sub: Any) -> None:
         action="store_true",
         help="add the export date (the file then differs between runs; SOURCE_DATE_EPOCH fixes it)",
     )
+    p.add_argument(
+        "--self-test",
+        metavar="TRACE.npz|random",
+        help="embed a self-test: the first ticks of a recorded trace (e.g. from exploy-dsl sim "
+        "--record-trace) or of seeded random inputs, with the file's outputs on them; "
+        "Runtime.self_test() and `exploy-dsl run --self-test` replay it",
+    )
+    p.add_argument(
+        "--self-test-ticks",
+        type=int,
+        default=DEFAULT_TICKS,
+        metavar="N",
+        help=f"ticks the self-test keeps (default {DEFAULT_TICKS}, at most {MAX_TICKS})",
+    )
     p.set_defaults(run=run)
 
 
@@ -56,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     inputs.update(actor_files(args.actor))
     if args.model_source is not None and args.model_source.startswith("@"):
         inputs["the --model-source file"] = args.model_source[1:]
+    if args.self_test not in (None, "random"):
+        inputs["the --self-test trace"] = args.self_test
+    if not 1 <= args.self_test_ticks <= MAX_TICKS:
+        raise UsageError(
+            f"--self-test-ticks must be 1 to {MAX_TICKS}, got {args.self_test_ticks}. "
+            f"Fix: e.g. --self-test-ticks {DEFAULT_TICKS}."
+        )
     if args.output is not None:
         check_name_length(args.output, "-o", "choose a shorter output path")
         refuse_overwrite({"-o": args.output}, inputs)
@@ -70,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             "name the output with -o, e.g. -o policy.onnx",
         )
         refuse_overwrite({"the default output (<program name>.onnx)": output}, inputs)
+    self_test = self_test_stream(args.self_test, args.self_test_ticks, loaded.program)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ExployDslWarning)
         compile_program(
@@ -82,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             model_source=model_source,
             stamp=args.stamp,
             output=output,
+            self_test=self_test,
         )
     for warning in caught:
         if issubclass(warning.category, ExployDslWarning):
@@ -92,6 +117,17 @@ def run(args: argparse.Namespace) -> int:
             )
     print(f"wrote {output}")
     return EXIT_OK
+
+
+def self_test_stream(source: str | None, ticks: int, program: Program) -> InputStream | None:
+    """The inputs of ``--self-test``: ``random`` (seed 0) or the head of a trace file."""
+    if source is None:
+        return None
+    if source == "random":
+        return random_stream(program, ticks, seed=0)
+    stream = load_trace(source, program).head(ticks)
+    # The file name alone: the stored record must not depend on where the trace lay.
+    return InputStream(stream.inputs, stream.reset, f"trace {Path(source).name!r}")
 
 
 def parse_model_source(text: str | None) -> dict[str, Any] | None:

@@ -25,6 +25,12 @@ def register(sub: Any) -> None:
         default=0,
         help="tick of the first call: 0 (our runtime) or 1 (exploy's C++ controller)",
     )
+    p.add_argument(
+        "--self-test",
+        action="store_true",
+        help="first replay the self-test the file carries (compile --self-test); refuse to "
+        "run when this onnxruntime does not reproduce it",
+    )
     p.set_defaults(run=run)
 
 
@@ -33,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--ticks must be >= 1, got {args.ticks}.")
     runtime = Runtime(args.file, first_tick=args.first_tick)
     contract = runtime.contract
+    if args.self_test:
+        print(runtime.self_test())  # a SelfTestError stops here, before any tick is run
     rng = np.random.default_rng(args.seed)
     print(
         f"{args.file}: decimation {contract.decimation}, {contract.update_rate:g} Hz; "

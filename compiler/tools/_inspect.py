@@ -7,6 +7,7 @@ import numpy as np
 from compiler.build._articulation import target_articulations
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._reader import FileContract
+from exploy_dsl.contract._self_test import SELF_TEST_KEY
 
 
 def _values(arr: np.ndarray) -> str:
@@ -19,6 +20,18 @@ def _actor_state(contract: FileContract) -> set[str]:
     record = decode(contract.metadata.get("exploy_dsl.actor", "{}"))
     state = record.get("state") if isinstance(record, dict) else None
     return {s for s in state if isinstance(s, str)} if isinstance(state, list) else set()
+
+
+def _shown(key: str, value: str) -> str:
+    """A metadata value as a person reads it; the self-test's arrays are summarised."""
+    if key != SELF_TEST_KEY:
+        return value
+    record = decode(value)
+    if not isinstance(record, dict):
+        return value[:120]
+    fields = ", ".join(f"{k}: {record.get(k)!r}" for k in ("source", "ticks", "atol", "rtol"))
+    size = f"{len(value) / 1024:.1f} KiB"
+    return f"{{{fields}, ...}}  (the self-test: inputs and outputs of each tick, {size})"
 
 
 def render_inspect(contract: FileContract, source: str) -> str:
@@ -50,5 +63,5 @@ def render_inspect(contract: FileContract, source: str) -> str:
         lines.append("joint targets (articulation that receives them):")
         lines += [f"  {t.describe()}" for t in targets]
     lines.append("metadata:")
-    lines += [f"  {key} = {value}" for key, value in contract.metadata.items()]
+    lines += [f"  {key} = {_shown(key, value)}" for key, value in contract.metadata.items()]
     return "\n".join(lines) + "\n"

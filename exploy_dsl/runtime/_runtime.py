@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -14,6 +14,9 @@ from exploy_dsl._errors import FileContractError, RuntimeInputError
 from exploy_dsl.contract._reader import FileContract, load_model, read_contract
 from exploy_dsl.contract._wires import STEP_COUNT, in_to_out, is_memory
 from exploy_dsl.runtime._session import load_session
+
+if TYPE_CHECKING:
+    from exploy_dsl.runtime._self_test import SelfTestReport
 
 
 class Runtime:
@@ -46,6 +49,7 @@ class Runtime:
         self._label = label
         _refuse_non_finite_initial_values(self.contract, label)
         self._session = load_session(model.SerializeToString(), label, threads=threads)
+        self._label = label
         self._output_names = [o.name for o in self._session.get_outputs()]
         self._first_tick = first_tick
         self._inputs = {w.name: w for w in self.contract.inputs}
@@ -61,6 +65,17 @@ class Runtime:
     @property
     def input_names(self) -> tuple[str, ...]:
         return tuple(self._inputs)
+
+    def self_test(self, *, atol: float | None = None, rtol: float | None = None) -> SelfTestReport:
+        """Replay the file's embedded self-test on this session; call it before the motors start.
+
+        Raises SelfTestError when the file has none, or when an output differs from what the
+        compiling machine recorded by more than the file's tolerance (``atol``/``rtol`` override
+        it). The runtime's tick counter and memory are left as they were.
+        """
+        from exploy_dsl.runtime._self_test import run_self_test
+
+        return run_self_test(self._session, self.contract, self._label, atol=atol, rtol=rtol)
 
     def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One call of the file: feeds inputs, memory and the tick; advances both."""
