@@ -10,13 +10,21 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from compiler.cli import _cmd_check, _cmd_compile, _cmd_diff, _cmd_explain, _cmd_inspect, _cmd_run
+from compiler.cli import (
+    _cmd_check,
+    _cmd_compile,
+    _cmd_diff,
+    _cmd_explain,
+    _cmd_inspect,
+    _cmd_run,
+    _cmd_sim,
+)
 from compiler.cli._exit import EXIT_USAGE
 from exploy_dsl import ExployDslError
 
 # Each module offers `register(subparsers)`; its parser sets `run` to a function returning
 # the exit code.
-COMMANDS = (_cmd_compile, _cmd_inspect, _cmd_run, _cmd_check, _cmd_diff, _cmd_explain)
+COMMANDS = (_cmd_compile, _cmd_inspect, _cmd_run, _cmd_check, _cmd_diff, _cmd_explain, _cmd_sim)
 
 
 def build_parser() -> argparse.ArgumentParser:
