@@ -1,5 +1,6 @@
 # Two jobs, each sets itself up on a fresh machine (see README "Quick start").
-#   make demo  - install, compile the quadruped example, run it in onnxruntime, check parity
+#   make demo  - install, compile the quadruped example, run it in onnxruntime, check parity,
+#                drive the project's MuJoCo quadruped with it and check parity along that run
 #   make test  - install, lint, type-check, run the test suite (also without torch) and the
 #                old-onnxruntime check
 VENV ?= .venv
@@ -21,13 +22,13 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev,torch,rl]" torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev,torch,rl,sim]" torch==2.13.0
 	touch $(STAMP)
 
 $(NOTORCH_STAMP): pyproject.toml
 	python3 -m venv $(NOTORCH)
 	$(NOTORCH)/bin/python -m pip install --quiet --upgrade pip
-	$(NOTORCH)/bin/python -m pip install --quiet -e ".[dev]"
+	$(NOTORCH)/bin/python -m pip install --quiet -e ".[dev,sim]"
 	@if $(NOTORCH)/bin/python -c "import torch" 2>/dev/null; then \
 		echo "torch was installed into $(NOTORCH); it must stay without it"; exit 1; fi
 	touch $(NOTORCH_STAMP)
@@ -37,6 +38,9 @@ demo: $(STAMP)
 	$(BIN)/exploy-dsl compile examples/quadruped.py -o build/quadruped.onnx
 	$(BIN)/exploy-dsl run build/quadruped.onnx --ticks 8
 	$(BIN)/exploy-dsl check build/quadruped.onnx examples/quadruped.py
+	$(BIN)/exploy-dsl sim build/quadruped.onnx examples/robots/quadruped.xml --keyframe crouch \
+		--record-trace build/sim.npz --plot build/sim.png
+	$(BIN)/exploy-dsl check build/quadruped.onnx examples/quadruped.py --trace build/sim.npz
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

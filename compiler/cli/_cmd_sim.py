@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from compiler.check._inputs import InputStream, save_trace
 from compiler.check._progress import Progress
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import check_name_length, refuse_overwrite
@@ -98,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     print(result.summary(), end="")
     if args.record_trace is not None:
-        stream = InputStream(result.inputs, result.reset, f"sim of {args.robot}")
-        save_trace(stream, args.record_trace)
+        result.save_trace(args.record_trace)
         print(f"wrote {args.record_trace} ({result.ticks} ticks; replay it with exploy-dsl check)")
     if args.plot is not None:
         result.plot(args.plot)

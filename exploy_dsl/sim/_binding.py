@@ -195,7 +195,7 @@ def bind(
                 readers[name] = _base_reader(floating, field_name, mujoco)
                 lines.append(f"{name} <- free joint of body {body!r}")
             else:
-                body_id = names.body(body, name)
+                body_id = names.body(body, f"the body input {name!r} reads")
                 readers[name] = _body_reader(mujoco, model, body_id, field_name)
                 lines.append(f"{name} <- kinematics of body {body!r}")
         elif (match := IMU.match(name)) is not None:
@@ -410,19 +410,19 @@ class _Names:
             np.where(limited, ranges[:, 1], np.inf),
         )
 
-    def body(self, body: str, wire: str) -> int:
+    def body(self, body: str, what: str) -> int:
         found = self._id(self.obj_body, body)
         if found < 0:
             bodies = [self.model.body(i).name for i in range(1, self.model.nbody)]
             raise SimError(
-                f"input {wire!r} reads body {body!r}, which {self.label} lacks; its bodies: "
+                f"{what} is body {body!r}, which {self.label} lacks; its bodies: "
                 f"{', '.join(bodies) or 'none'}. Fix: name the MJCF body {body!r}."
             )
         return found
 
     def base(self, body: str, origin: str) -> BaseBody:
         m = self.model
-        body_id = self.body(body, f"the base ({origin})")
+        body_id = self.body(body, f"the file's base ({origin})")
         joint = int(m.body_jntadr[body_id])
         if int(m.body_jntnum[body_id]) < 1 or int(m.jnt_type[joint]) != self.free:
             raise SimError(

@@ -21,9 +21,9 @@ class SimResult:
     """One closed-loop run of a compiled file on a MuJoCo model, tick by tick.
 
     Arrays are ticks first. ``inputs`` and ``reset`` are the file's input stream, in the form
-    of ``exploy-dsl check --trace`` (``compiler.save_trace(compiler.InputStream(result.inputs,
-    result.reset, "sim"), path)`` writes it). ``stopped`` says why a run ended early (NaN from
-    the file, MuJoCo unstable), None when it ran its time.
+    of ``exploy-dsl check --trace`` (``save_trace(path)`` writes it with the compiler's
+    ``save_trace``). ``stopped`` says why a run ended early (NaN from the file, MuJoCo
+    unstable), None when it ran its time.
     """
 
     file: str
@@ -130,6 +130,12 @@ class SimResult:
         if self.base_name is None:
             return "ran its time, finite (no floating base: falls not assessed)"
         return "stayed up, finite"
+
+    def save_trace(self, path: str | os.PathLike[str]) -> None:
+        """Write the run's input stream for ``exploy-dsl check FILE PROGRAM --trace PATH``."""
+        from compiler import InputStream, save_trace  # the trace format's one writer
+
+        save_trace(InputStream(self.inputs, self.reset, f"sim of {self.robot}"), path)
 
     def plot(self, path: str | os.PathLike[str]) -> None:
         """Base height, velocity against command, joint targets against positions, torques."""
