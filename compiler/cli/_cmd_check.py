@@ -105,12 +105,12 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
-def progress_bar(total: int) -> tqdm:
+def progress_bar(total: int, desc: str = "exploy-dsl check") -> tqdm:
     """A bar on stderr, shown on a terminal or for a long run (a log of a CI job)."""
     terminal = sys.stderr.isatty()
     return tqdm(
         total=total,
-        desc="exploy-dsl check",
+        desc=desc,
         unit="tick",
         file=sys.stderr,
         disable=not (terminal or total > LONG_RUN_TICKS),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from compiler.check._progress import Progress
+from compiler.cli._cmd_check import progress_bar
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import check_name_length, refuse_overwrite
-from exploy_dsl import ExployDslError
+from exploy_dsl import UsageError
 
 
 def register(sub: Any) -> None:
@@ -71,14 +71,16 @@ def run(args: argparse.Namespace) -> int:
             check_name_length(path, role, f"choose a shorter {role} path")
     refuse_overwrite(outputs, {"the file": args.file, "the robot model": args.robot})
     if args.settle_physics < 0:
-        raise ExployDslError(f"--settle-physics must be >= 0, got {args.settle_physics}.")
+        raise UsageError(
+            f"--settle-physics must be >= 0, got {args.settle_physics}. Fix: e.g. 100."
+        )
     commands = parse_command_args(args.command)
-    progress: list[Progress] = []  # made at the first tick, when the number of ticks is known
+    progress: list[Any] = []  # made at the first tick, when the number of ticks is known
 
     def on_tick(tick: int, ticks: int) -> None:
         if not progress:
-            progress.append(Progress.for_ticks(ticks, "sim"))
-        progress[0].update()
+            progress.append(progress_bar(ticks, "exploy-dsl sim"))
+        progress[0].update(1)
 
     try:
         result = simulate(

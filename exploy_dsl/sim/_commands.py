@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl._errors import SimError
+from exploy_dsl._errors import SimError, UsageError
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._reader import FileContract, Wire
 from exploy_dsl.contract._wires import (
@@ -82,13 +82,13 @@ def parse_command_args(texts: Sequence[str]) -> dict[str, list[str]]:
     for text in texts:
         match = _ARG.match(text.strip())
         if match is None or not match.group(2).strip():
-            raise SimError(
+            raise UsageError(
                 f"--command {text!r} is not NAME=V,...; e.g. --command base_velocity=0.5,0,0 "
                 "or --command stand=true."
             )
         name, values = match.group(1), [v.strip() for v in match.group(2).split(",")]
         if name in parsed:
-            raise SimError(f"--command {name} is given twice. Fix: give it once.")
+            raise UsageError(f"--command {name} is given twice. Fix: give it once.")
         parsed[name] = values
     return parsed
 

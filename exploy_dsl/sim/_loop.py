@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from exploy_dsl._errors import SimError
+from exploy_dsl._errors import SimError, UsageError
 from exploy_dsl.runtime._runtime import Runtime
 from exploy_dsl.sim._binding import Binding, bind
 from exploy_dsl.sim._mujoco import load_robot, require_mujoco
@@ -53,13 +53,13 @@ def simulate(
     """
     mujoco = require_mujoco()
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise SimError(f"seconds must be a number > 0, got {seconds!r}. Fix: e.g. 5.")
+        raise UsageError(f"seconds must be a number > 0, got {seconds!r}. Fix: e.g. 5.")
     if (
         not isinstance(settle_physics, int)
         or isinstance(settle_physics, bool)
         or settle_physics < 0
     ):
-        raise SimError(f"settle_physics must be an int >= 0, got {settle_physics!r}.")
+        raise UsageError(f"settle_physics must be an int >= 0, got {settle_physics!r}.")
     runtime = Runtime(file, first_tick=first_tick)
     contract = runtime.contract
     model, robot_label = load_robot(robot)

@@ -7,17 +7,17 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from exploy_dsl._errors import SimError
+from exploy_dsl._errors import MissingDependencyError, SimError
 
 INSTALL = "pip install 'exploy-dsl[sim]' (or pip install mujoco)"
 
 
 def require_mujoco() -> ModuleType:
-    """The ``mujoco`` module, or a SimError saying how to install it."""
+    """The ``mujoco`` module, or a MissingDependencyError saying how to install it."""
     try:
         import mujoco
     except ImportError:
-        raise SimError(
+        raise MissingDependencyError(
             f"exploy_dsl.sim needs MuJoCo, which is not installed. Fix: {INSTALL}."
         ) from None
     return mujoco

@@ -15,7 +15,7 @@ import pytest
 
 from compiler import compile_program
 from compiler.cli._main import main
-from exploy_dsl import Program, SimError, op, read_contract
+from exploy_dsl import MissingDependencyError, Program, SimError, UsageError, op, read_contract
 from exploy_dsl.sim import bind, parse_command_args, simulate
 from tests._support import EXAMPLES, mlp_actor
 
@@ -201,7 +201,7 @@ def test_commands_are_given_by_name_inside_their_ranges() -> None:
     for commands, message in refusals:
         with pytest.raises(SimError, match=message):
             bind(contract, model, commands=commands)
-    with pytest.raises(SimError, match=r"--command 'speed' is not NAME=V,...; e.g."):
+    with pytest.raises(UsageError, match=r"--command 'speed' is not NAME=V,...; e.g."):
         parse_command_args(["speed"])
 
 
@@ -389,7 +389,7 @@ def test_other_refusals_of_a_run(
     broken.write_text("<mujoco><worldbody><body><geom/></worldbody></mujoco>")
     with pytest.raises(SimError, match=r"MuJoCo cannot load robot model '.*broken.xml': "):
         simulate(plain, broken)
-    with pytest.raises(SimError, match=r"seconds must be a number > 0, got 0"):
+    with pytest.raises(UsageError, match=r"seconds must be a number > 0, got 0"):
         simulate(plain, QUADRUPED_XML, seconds=0)
     file = tmp_path / "p.onnx"
     onnx.save(plain, str(file))
@@ -402,7 +402,7 @@ def test_a_missing_mujoco_is_a_clear_error(
 ) -> None:
     monkeypatch.setitem(sys.modules, "mujoco", None)  # what `import mujoco` meets when absent
     with pytest.raises(
-        SimError,
+        MissingDependencyError,
         match=r"exploy_dsl.sim needs MuJoCo, which is not installed. Fix: pip install "
         r"'exploy-dsl\[sim\]' \(or pip install mujoco\)",
     ):

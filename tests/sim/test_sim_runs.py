@@ -123,8 +123,8 @@ def test_a_long_run_shows_a_progress_bar_on_stderr(
     assert (
         main(["sim", str(compiled["tutorial"].path), str(TUTORIAL_XML), "--seconds", "10.5"]) == 0
     )
-    err = capsys.readouterr().err.splitlines()
-    assert err[-1] == f"sim [{'#' * 30}] 2100/2100 ticks" and len(err) == 11
+    err = capsys.readouterr().err
+    assert "exploy-dsl sim" in err and "2100/2100" in err
 
 
 def test_importing_exploy_dsl_and_its_sim_package_does_not_import_mujoco() -> None:
