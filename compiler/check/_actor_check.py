@@ -57,7 +57,7 @@ def check_actor(
         f"the exported actor ({actor.source})",
         fix="export the actor with standard ONNX ops only",
     )
-    module, signature = reference_actor(actor.module, actor.signature)
+    module, signature = reference_actor(actor.module, actor.signature, prepared=True)
     rng = np.random.default_rng(seed)
     outputs = [p.name for p in signature.outputs]
     comparator = SignalComparator(

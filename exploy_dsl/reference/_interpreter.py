@@ -19,6 +19,7 @@ from exploy_dsl.authoring._actor import (
     is_torch_module,
 )
 from exploy_dsl.authoring._program import Program
+from exploy_dsl.authoring._torch_export import stateful_reason
 from exploy_dsl.authoring._trace import StageGraph, TracedProgram, trace
 from exploy_dsl.contract._tick import StageKind, is_policy_step, run_tick
 from exploy_dsl.contract._wires import ACTIONS, OBS, STEP_COUNT
@@ -29,7 +30,9 @@ from exploy_dsl.runtime._runtime import _cast
 ActorFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def reference_actor(actor: object, expected: ActorSignature) -> tuple[ActorFn, ActorSignature]:
+def reference_actor(
+    actor: object, expected: ActorSignature, *, prepared: bool = False
+) -> tuple[ActorFn, ActorSignature]:
     """The actor the reference runs (the original network) and the signature it is called with.
 
     ``actor`` is an ``exploy_dsl.Actor`` (its torch module when it has one, else its original
@@ -37,6 +40,7 @@ def reference_actor(actor: object, expected: ActorSignature) -> tuple[ActorFn, A
     with the actor's inputs in signature order, returning its outputs in order). The signature
     has the actor's own names and the shapes the program expects (``expected``).
     """
+    was_prepared = prepared or isinstance(actor, Actor)
     if isinstance(actor, Actor):
         own = actor.signature
         actor = actor.reference
@@ -48,6 +52,8 @@ def reference_actor(actor: object, expected: ActorSignature) -> tuple[ActorFn, A
     if isinstance(actor, onnx.ModelProto):
         return _onnx_actor(actor, signature), signature
     if is_torch_module(actor):
+        if not was_prepared:
+            _refuse_internal_state(actor, signature)
         return _torch_actor(actor, signature), signature
     if callable(actor):
         return _positional(actor, signature), signature
@@ -127,6 +133,21 @@ def _actor_output(value: object, port: ActorPort) -> np.ndarray:
             f"{expected}. Fix: {hint}."
         )
     return value.astype(np.float32, copy=False)
+
+
+def _refuse_internal_state(module: Any, signature: ActorSignature) -> None:
+    """A torch module handed over as is must not keep state: a reset would not reset it."""
+    examples = [
+        np.zeros(p.shape, np.bool_ if p.dtype == "bool" else p.dtype) for p in signature.inputs
+    ]
+    reason = stateful_reason(module, examples)
+    if reason is not None:
+        raise ActorError(
+            f"reference actor {type(module).__name__} {reason}: it keeps state between calls, "
+            "which the reference interpreter would not reset with the program's memory. Fix: "
+            "pass compiler.prepare_actor(module, traced)[1] (what check does: the state becomes "
+            "memory), or the actor's ONNX export."
+        )
 
 
 def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:

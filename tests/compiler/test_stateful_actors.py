@@ -252,3 +252,19 @@ def test_a_stateless_torchscript_actor_still_compiles(tmp_path: Path) -> None:
     path = scripted_file(module, tmp_path, "mlp")
     model = compile_program(program(), path)
     assert [o.name for o in model.graph.output][:2] == ["actions", "obs"]
+
+
+def test_the_reference_interpreter_refuses_a_stateful_module_given_as_is() -> None:
+    from compiler import prepare_actor
+    from exploy_dsl import ReferenceInterpreter, trace
+
+    torch.manual_seed(0)
+    with pytest.raises(
+        ActorError,
+        match=r"reference actor ExployStyleRNN returns different values .* would not reset .* "
+        r"compiler\.prepare_actor",
+    ):
+        ReferenceInterpreter(program(), ExployStyleRNN())
+    traced, prepared = prepare_actor(ExployStyleRNN(), trace(program()), opset=20)
+    reference = ReferenceInterpreter(traced, prepared)  # prepared: its state is memory
+    assert reference.step({"x": np.ones((1, N_OBS), np.float32)})["actions"].any()
