@@ -1,8 +1,9 @@
 """A gait-phase locomotion policy: observation history, a phase clock and rsl_rl's normalizer.
 
 The library generates what these need: the history buffers (memory.history.*), the clock (from
-the tick, ctx.step_count) and the normalizer's constants; the program declares only the joint
-target the policy holds between its steps. Compile and check it:
+the tick, ctx.step_count), the normalizer's constants and the joint target held between policy
+steps (memory.joint_pos.processed_actions); the program declares no memory by hand. Compile and
+check it:
 
     exploy-dsl compile examples/gait.py -o gait.onnx
     exploy-dsl explain gait.onnx        # history frames, clock, normalizer statistics
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl import Program, clip, normalizer, phase_clock, scale_offset, term
+from exploy_dsl import Program, clip, joint_position_action, normalizer, phase_clock, term
 
 JOINT_NAMES = [
     "FL_hip", "FL_thigh", "FL_calf",
@@ -39,7 +40,9 @@ command = program.se2_velocity_command(
     "base_velocity",
     ranges={"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)},
 )
-target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
+# Isaac Lab's JointPositionAction: target = actions * 0.25 + DEFAULT_POS, held between policy
+# steps, DEFAULT_POS after a reset.
+joint_pos = joint_position_action(program, "joint_pos", 12, scale=ACTION_SCALE, offset=DEFAULT_POS)
 targets = program.joint_targets(articulation="joint_pos", names=JOINT_NAMES, stiffness=0, damping=0)
 
 # The statistics rsl_rl learned during training. With a real run:
@@ -62,15 +65,15 @@ def observations(v: Any) -> list[Any]:
 
 
 @program.process_actions(n_actions=12)
-def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {target: scale_offset(actions, ACTION_SCALE, DEFAULT_POS)}
+def process_actions(v: Any, actions: Any) -> None:
+    joint_pos(v, actions)
 
 
 @program.apply_actions
 def apply_actions(v: Any) -> dict[Any, Any]:
-    torque = KP * (v[target] - v[joints.pos]) - KD * v[joints.vel]
+    torque = KP * (v[joint_pos] - v[joints.pos]) - KD * v[joints.vel]
     return {
-        targets.pos: v[target],
+        targets.pos: v[joint_pos],
         targets.vel: 0.0,
         targets.effort: clip(torque, -EFFORT_LIMIT, EFFORT_LIMIT),
     }

@@ -301,14 +301,24 @@ def test_reference_mode_acts_as_its_actor_stepped_by_hand(
     assert names[-2:] == ["ref_joint_pos", "ref_base_velocity"]
 
 
-def test_the_gait_example_declares_only_its_joint_target() -> None:
-    """History, phase clock and normalizer together: their memory is generated, not declared."""
+def test_the_gait_example_declares_no_memory_by_hand() -> None:
+    """History, phase clock, normalizer and held target together: all their memory is generated."""
+    import ast
+
     from compiler.cli._program_file import load_program_file
     from exploy_dsl import trace
     from tests._support import EXAMPLES
 
-    program = load_program_file(EXAMPLES / "gait.py").program
-    assert [m.name for m in program.memories] == ["joint_pos.processed_actions"]
+    source = (EXAMPLES / "gait.py").read_text()
+    calls = [
+        node.func.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    ]
+    assert "memory" not in calls
+    loaded = load_program_file(EXAMPLES / "gait.py")
+    program = loaded.program
+    assert list(program.memories) == [loaded.module.joint_pos.memory]
     assert [m.name for m in trace(program).program.memories] == [
         "joint_pos.processed_actions",
         "history.base_ang_vel",

@@ -29,6 +29,7 @@ EXPLOY_DSL_API = [
     "History",
     "Imu",
     "Input",
+    "JointPositionAction",
     "JointTargets",
     "Joints",
     "LowPass",
@@ -64,6 +65,7 @@ EXPLOY_DSL_API = [
     "call_script",
     "clip",
     "heading",
+    "joint_position_action",
     "load_model",
     "low_pass",
     "normalizer",
@@ -176,9 +178,9 @@ def test_the_bare_base_error_is_never_raised() -> None:
 
 
 LIBRARY = [
-    "argmax", "atan2", "clip", "heading", "low_pass", "projected_gravity", "quat_apply",
-    "quat_apply_inverse", "quat_conjugate", "quat_mul", "rate_limit", "scale_offset",
-    "unscale_action", "wrap_to_pi", "yaw_quat",
+    "argmax", "atan2", "clip", "heading", "joint_position_action", "low_pass",
+    "projected_gravity", "quat_apply", "quat_apply_inverse", "quat_conjugate", "quat_mul",
+    "rate_limit", "scale_offset", "unscale_action", "wrap_to_pi", "yaw_quat",
 ]  # fmt: skip
 
 

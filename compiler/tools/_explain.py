@@ -269,6 +269,19 @@ def _step(kind: str, step: dict[str, Any]) -> str:
     elif name == "scale_offset":
         scale, offset = _param(step.get("scale"), "1"), _param(step.get("offset"), "0")
         text = f"scale and offset: x * {scale} + {offset}"
+    elif name == "joint_position_action":
+        scale, offset = _param(step.get("scale"), "1"), _param(step.get("offset"), "0")
+        low, high = step.get("clip_low"), step.get("clip_high")
+        clipped = (
+            f", clipped to [{_param(low, '-inf')}, {_param(high, 'inf')}]"
+            if low is not None or high is not None
+            else ""
+        )
+        text = (
+            f"joint position action, held in memory.{step.get('memory')}: target = actions * "
+            f"{scale} + {offset}{clipped}, once per {per}, held until the next; target = "
+            f"{_param(step.get('init'), '0')} after a reset"
+        )
     elif name == "low_pass":
         alpha = step.get("alpha")
         keep = _g(1.0 - float(alpha)) if isinstance(alpha, (int, float)) else "(1 - alpha)"

@@ -659,6 +659,8 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     if n_actions is not None:
         extra.append(argument(Tensor(np.float32, (program.batch, n_actions))))
     result = _call(stage, values, *extra)
+    if result is None:  # only what library steps write (joint_position_action, filters)
+        result = {}
     if not isinstance(result, Mapping):
         raise StageError(
             f"{stage.label} ({stage.location}) returned {type(result).__name__}; expected a dict "
@@ -708,7 +710,7 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     if not outputs and stage.kind == "apply_actions":
         never = ", ".join(repr(p.name) for p in program.outputs)
         raise StageError(
-            f"{stage.label} ({stage.location}) returned an empty dict, so output(s) {never} "
+            f"{stage.label} ({stage.location}) returned no values, so output(s) {never} "
             "are never written; every output needs a value at every tick. Fix: return a value "
             "for each of them, e.g. {targets.pos: v[target], ...}."
         )

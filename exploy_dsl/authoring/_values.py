@@ -24,7 +24,14 @@ def graph_name(port: Port) -> str:
 
 
 def resolve(program: Program, key: object, context: str) -> Port:
-    """Find the declared port a stage refers to by object or by name, or explain the mistake."""
+    """Find the declared port a stage refers to by object or by name, or explain the mistake.
+
+    A library step that keeps its state in memory (``joint_position_action``, ``low_pass``,
+    ...) stands for that memory: ``v[joint_pos]`` reads the held target.
+    """
+    held = getattr(key, "memory", None)
+    if isinstance(held, Memory) and not isinstance(key, Port):
+        key = held
     if isinstance(key, Port):
         if program.port(key.name) is not key:
             raise StageError(

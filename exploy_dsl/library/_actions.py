@@ -306,6 +306,124 @@ class RateLimit:
         return y
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class JointPositionAction:
+    """Isaac Lab's joint position action: ``target = actions * scale + offset``, held.
+
+    Made by ``joint_position_action(program, ...)``. Call ``joint_pos(v, actions)`` in
+    process_actions: it computes the target once per policy step and writes it to ``memory``
+    (``memory.<name>.processed_actions``); apply_actions reads the held target at every tick
+    with ``v[joint_pos]``. After a reset the target is ``offset`` (the default pose), so the
+    robot is held there until the first policy step.
+    """
+
+    memory: Memory
+    scale: np.ndarray
+    offset: np.ndarray
+    clip: tuple[np.ndarray, np.ndarray] | None
+
+    def __call__(self, v: Mapping[Any, Var], actions: Var) -> Var:
+        what = f"joint_position_action {self.memory.name!r}"
+        x = _stateful_input(self.memory, actions, what)
+        dtype = np.dtype(x.unwrap_tensor().dtype)
+        target = op.add(
+            op.mul(x, constant_like(self.scale, dtype, what)),
+            constant_like(self.offset, dtype, what),
+        )
+        if self.clip is not None:
+            low, high = self.clip
+            target = op.min(
+                [
+                    op.max([target, constant_like(low, dtype, what)]),
+                    constant_like(high, dtype, what),
+                ]
+            )
+        _record(
+            "joint_position_action",
+            {
+                "memory": self.memory.name,
+                "scale": constant_record(self.scale),
+                "offset": constant_record(self.offset),
+                "clip_low": None if self.clip is None else constant_record(self.clip[0]),
+                "clip_high": None if self.clip is None else constant_record(self.clip[1]),
+                "init": _init(self.memory),
+            },
+            writes=((self.memory, target),),
+        )
+        return target
+
+
+def joint_position_action(
+    program: Program,
+    name: str,
+    n_joints: int,
+    *,
+    scale: float | Sequence[float] | np.ndarray = 1.0,
+    offset: float | Sequence[float] | np.ndarray = 0.0,
+    clip: tuple[Any, Any] | None = None,
+) -> JointPositionAction:
+    """Declare Isaac Lab's joint position action, its held target as generated memory.
+
+    ``joint_pos = joint_position_action(program, "joint_pos", 12, scale=0.25,
+    offset=DEFAULT_POS)`` declares ``memory.joint_pos.processed_actions`` (initial value
+    ``offset``); ``joint_pos(v, actions)`` in process_actions sets it to ``actions * 0.25 +
+    DEFAULT_POS`` (then clipped to ``clip``, if given); ``v[joint_pos]`` reads the held target.
+    ``scale``, ``offset`` and the bounds of ``clip=(low, high)`` are numbers or one value per
+    joint.
+    """
+    what = f"joint_position_action {name!r}"
+    if isinstance(n_joints, bool) or not isinstance(n_joints, int) or n_joints < 1:
+        raise DeclarationError(
+            f"{what}: n_joints must be a positive int (the number of actions), got "
+            f"{n_joints!r}. Fix: e.g. joint_position_action(program, {name!r}, 12, ...)."
+        )
+    scale_values = _per_joint(scale, n_joints, what, "scale")
+    offset_values = _per_joint(offset, n_joints, what, "offset")
+    bounds: tuple[np.ndarray, np.ndarray] | None = None
+    if clip is not None:
+        if not (isinstance(clip, (tuple, list)) and len(clip) == 2):
+            raise DeclarationError(
+                f"{what}: clip must be (low, high), each a number or one per joint, got "
+                f"{clip!r}. Fix: e.g. clip=(-3.0, 3.0), or leave it out."
+            )
+        low = _per_joint(clip[0], n_joints, what, "clip low")
+        high = _per_joint(clip[1], n_joints, what, "clip high")
+        if np.any(low >= high):
+            raise DeclarationError(
+                f"{what}: clip low {constant_record(low)} is not below high "
+                f"{constant_record(high)}. Fix: low < high for every joint."
+            )
+        if np.any((offset_values < low) | (offset_values > high)):
+            raise DeclarationError(
+                f"{what}: offset {constant_record(offset_values)} lies outside clip "
+                f"[{constant_record(low)}, {constant_record(high)}], so the target held after "
+                "a reset is one the action could never command. Fix: widen clip to hold the "
+                "default pose."
+            )
+        bounds = (low, high)
+    memory = _state_memory(
+        program,
+        f"{name}.processed_actions",
+        n_joints,
+        np.broadcast_to(offset_values, (n_joints,)).copy(),
+        what,
+    )
+    return JointPositionAction(memory, scale_values, offset_values, bounds)
+
+
+def _per_joint(value: object, n: int, what: str, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.asarray(np.nan)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n) or not np.all(np.isfinite(arr)):
+        raise DeclarationError(
+            f"{what}: {name} must be a finite number or {n} of them (one per joint), got "
+            f"{value!r}. Fix: e.g. {name}={'0.25' if name == 'scale' else 'DEFAULT_POS'}."
+        )
+    return arr.astype(np.float32)
+
+
 def low_pass(
     program: Program,
     name: str,
@@ -392,9 +510,9 @@ def _stateful_input(memory: Memory, x: object, what: str) -> Var:
     shape = _shape_of(var)
     if shape != memory.file_shape:
         raise StageError(
-            f"{what}: the value has shape {_shown(shape)}, the filter's state is "
-            f"{list(memory.file_shape)}. Fix: filter a value of that shape (or declare the "
-            "filter with the shape of this value)."
+            f"{what}: the value has shape {_shown(shape)}, its state memory.{memory.name} is "
+            f"{list(memory.file_shape)}. Fix: pass a value of that shape (or declare the "
+            "step with the shape of this value)."
         )
     return var
 

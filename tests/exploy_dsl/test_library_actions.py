@@ -375,7 +375,7 @@ def test_a_filter_outside_a_stage_and_of_the_wrong_shape_are_refused() -> None:
     )
     with pytest.raises(
         StageError,
-        match=r"rate_limit 'r': the value has shape \[1, 3\], the filter's state is \[1, 2\]",
+        match=r"rate_limit 'r': the value has shape \[1, 3\], its state memory\.r is \[1, 2\]",
     ):
         stage_model(wrong)
 

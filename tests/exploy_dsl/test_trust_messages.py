@@ -85,7 +85,7 @@ def test_the_largest_int32_decimation_is_accepted() -> None:
 def test_apply_actions_returning_an_empty_dict_names_the_outputs_never_written() -> None:
     with pytest.raises(
         StageError,
-        match=r"apply_actions stage '<lambda>' .* returned an empty dict, so output\(s\) 'o', "
+        match=r"apply_actions stage '<lambda>' .* returned no values, so output\(s\) 'o', "
         r"'o2' are never written",
     ):
         trace(small_program(apply=lambda v: {}))
