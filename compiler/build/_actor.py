@@ -28,6 +28,7 @@ from exploy_dsl.authoring._actor import (
     ActorSignature,
     Exporter,
     bind_signature,
+    check_forward_arity,
     default_names,
     is_torch_module,
 )
@@ -200,6 +201,7 @@ def from_torch(
         module, signature, memories = _lift(lifted, signature)
         examples = (*examples, *(torch.zeros(m.file_shape) for m in memories))
         exporter = "torchscript"  # a generated wrapper: the TorchScript exporter takes it
+    check_forward_arity(module, signature, "compile")
     called = ", ".join(f"{p.name}{list(p.shape)}" for p in signature.inputs)
     try:
         with torch.no_grad():

@@ -334,6 +334,42 @@ def is_torch_module(obj: object) -> bool:
     )
 
 
+def check_forward_arity(module: Any, signature: ActorSignature, who: str) -> None:
+    """Refuse a torch module whose ``forward`` needs other arguments than the signature gives.
+
+    A recurrent network with explicit state (``forward(obs, h)``) in a program that declares
+    no state would otherwise fail inside torch with a TypeError that names neither the
+    program nor the fix. TorchScript and modules whose signature Python cannot read pass.
+    """
+    import inspect
+
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError, AttributeError):
+        return
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        return
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [p.name for p in positional if p.default is p.empty]
+    given = [p.name for p in signature.inputs]
+    if len(required) <= len(given) <= len(positional):
+        return
+    takes = f"forward({', '.join(p.name for p in positional)})"
+    declared = f"({', '.join(given)})"
+    if len(required) > len(given):
+        fix = (
+            "declare the extra arguments with program.actor(inputs=..., state=...) (inputs in "
+            "order, then each recurrent state, e.g. state=[program.memory('h', (1, 64), "
+            "batch_axis=1)]), or pass a module whose forward takes the observation alone"
+        )
+    else:
+        fix = "make program.actor(...) declare as many inputs and states as forward takes"
+    raise ActorError(
+        f"{who}: torch actor {type(module).__name__}'s {takes} needs {len(required)} "
+        f"argument(s), the program gives {len(given)} {declared}. Fix: {fix}."
+    )
+
+
 # What an actor input may be bound to in ``Program.actor(inputs=...)``: the whole observation
 # (OBS), observation terms by name (gathered from ``obs`` in that order), or a port read as is.
 Binding = str | tuple[str, ...] | Port

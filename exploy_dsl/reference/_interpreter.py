@@ -15,6 +15,7 @@ from exploy_dsl.authoring._actor import (
     ActorPort,
     ActorSignature,
     bind_signature,
+    check_forward_arity,
     default_names,
     is_torch_module,
 )
@@ -53,6 +54,7 @@ def reference_actor(
         return _onnx_actor(actor, signature), signature
     if is_torch_module(actor):
         if not was_prepared:
+            check_forward_arity(actor, signature, "reference interpreter")
             _refuse_internal_state(actor, signature)
         return _torch_actor(actor, signature), signature
     if callable(actor):

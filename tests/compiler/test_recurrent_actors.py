@@ -207,6 +207,27 @@ def test_an_undeclared_recurrent_onnx_actor_names_its_unbound_inputs(tmp_path: P
         compile_program(program(1, declare=False), path)
 
 
+@pytest.mark.parametrize("where", ["compile", "reference interpreter"])
+def test_an_undeclared_recurrent_torch_module_is_named_with_the_declaration_it_needs(
+    where: str,
+) -> None:
+    """forward(obs, h, c) in a program that declares no state: one ActorError, not a TypeError."""
+    from exploy_dsl import ReferenceInterpreter
+
+    torch.manual_seed(0)
+    p, module = program(1, declare=False), LSTMPolicy(1).eval()
+    message = (
+        rf"^{where}: torch actor LSTMPolicy's forward\(obs, h, c\) needs 3 argument\(s\), the "
+        r"program gives 1 \(obs\)\. Fix: declare the extra arguments with "
+        r"program\.actor\(inputs=\.\.\., state=\.\.\.\)"
+    )
+    with pytest.raises(ActorError, match=message):
+        if where == "compile":
+            compile_program(p, module)
+        else:
+            ReferenceInterpreter(p, module)
+
+
 def test_a_state_of_the_wrong_shape_names_both_shapes(tmp_path: Path) -> None:
     torch.manual_seed(0)
     path = export_isaaclab_style(LSTMPolicy(2), 2, tmp_path / "policy.onnx")
