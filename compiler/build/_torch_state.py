@@ -9,18 +9,14 @@ memory. Everything runs on private copies: the user's module is never called.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import importlib.util
-import io
 import tempfile
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exploy_dsl import ActorError
+from exploy_dsl.authoring._torch_state import copy_module, kept_state, quiet_jit
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,47 +44,27 @@ def module_name(module: Any) -> str:
 def find_internal_state(module: Any, torch: Any, examples: tuple[Any, ...]) -> Lifted | None:
     """The state ``module`` keeps between calls, lifted; None when it keeps none.
 
-    Found by running a private copy twice on the same inputs and comparing every tensor it
-    holds (buffers and tensor attributes, submodules included), plus, for TorchScript, the
-    attributes forward() assigns. A change that is not a tensor (a step counter) is refused.
+    What it keeps is found by ``kept_state`` (exploy_dsl/authoring/_torch_state.py): tensors
+    a call changes are lifted; a change that is not a tensor (a step counter), or outputs that
+    differ with no tensor state to explain them, are refused.
     """
     where = f"torch actor {module_name(module)}"
-    probe = _copy(module, torch)
-    before = _tensors(probe, torch)
-    others_before = _plain_attributes(probe)
-    generator = torch.Generator().manual_seed(0)
-    inputs = tuple(
-        torch.randn(e.shape, generator=generator) if e.is_floating_point() else e for e in examples
-    )
-    try:
-        with torch.no_grad():
-            first, second = probe(*inputs), probe(*inputs)
-    except Exception:  # noqa: BLE001 - the caller's own call reports it with a size hint
-        return None
-    after = _tensors(probe, torch)
-    changed = [
-        path
-        for path, value in before.items()
-        if path in after
-        and (after[path].shape != value.shape or not torch.equal(after[path], value))
-    ]
-    plain = [k for k, v in _plain_attributes(probe).items() if others_before.get(k, v) != v]
-    if plain:
+    kept = kept_state(module, examples)
+    if kept is None:
+        return None  # the caller's own call reports the failure with a size hint
+    if kept.plain:
         raise ActorError(
-            f"{where}'s forward() changes attribute(s) {', '.join(map(repr, plain))} that are not "
-            "tensors (a step counter?): state the file could not carry. Fix: keep only tensor "
-            "state, or export the policy yourself with that state as explicit inputs and outputs."
+            f"{where}'s forward() changes attribute(s) {', '.join(map(repr, kept.plain))} that "
+            "are not tensors (a step counter?): state the file could not carry. Fix: keep only "
+            "tensor state, or export the policy yourself with that state as explicit inputs and "
+            "outputs."
         )
-    if isinstance(probe, torch.jit.ScriptModule):
-        assigned = _script_assignments(probe, torch)
-        changed += [p for p in after if p.rsplit(".", 1)[-1] in assigned and p not in changed]
-    if changed:
-        state = tuple(InternalState(p, tuple(after[p].shape)) for p in changed)
+    if kept.tensors:
+        state = tuple(InternalState(path, shape) for path, shape in kept.tensors)
         return _pure(module, torch, state, where, examples)
-    get_state = getattr(probe, "get_state", None)
-    if callable(get_state) and get_state() is not None:
+    if kept.get_state:
         return _pure_get_state(module, torch, where, examples)
-    if _differs(first, second, torch):
+    if kept.outputs_differ:
         raise ActorError(
             f"{where} returns different actions for the same observation on two calls in a row "
             "and keeps no tensor state exploy-dsl can find (dropout or noise left on?). Fix: "
@@ -96,86 +72,6 @@ def find_internal_state(module: Any, torch: Any, examples: tuple[Any, ...]) -> L
             "explicit inputs and outputs."
         )
     return None
-
-
-def _differs(first: Any, second: Any, torch: Any) -> bool:
-    firsts = first if isinstance(first, (tuple, list)) else (first,)
-    seconds = second if isinstance(second, (tuple, list)) else (second,)
-    return any(
-        isinstance(a, torch.Tensor)
-        and isinstance(b, torch.Tensor)
-        and a.shape == b.shape
-        and not _same(a, b, torch)
-        for a, b in zip(firsts, seconds, strict=False)
-    )
-
-
-def _same(a: Any, b: Any, torch: Any) -> bool:
-    """Equal, NaN where NaN: a diverged network repeats its NaN, it is not random."""
-    if torch.equal(a, b):
-        return True
-    if not a.is_floating_point():
-        return False
-    nan = torch.isnan(a)
-    return bool(torch.equal(nan, torch.isnan(b)) and torch.equal(a[~nan], b[~nan]))
-
-
-def _copy(module: Any, torch: Any) -> Any:
-    if isinstance(module, torch.jit.ScriptModule):
-        with _quiet():
-            buffer = io.BytesIO()
-            torch.jit.save(module, buffer)
-            buffer.seek(0)
-            return torch.jit.load(buffer)
-    return copy.deepcopy(module)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """torch 2.13 deprecates torch.jit; the modules users bring are TorchScript all the same."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
-def _tensors(module: Any, torch: Any) -> dict[str, Any]:
-    """Every tensor a module holds that is not a parameter, by attribute path."""
-    found: dict[str, Any] = {}
-    parameters = {name for name, _ in module.named_parameters()}
-    if isinstance(module, torch.jit.ScriptModule):
-        items = torch._C._jit_debug_module_iterators(module._c)["named_attributes_r"]
-        for name, value in items:
-            if isinstance(value, torch.Tensor) and name not in parameters:
-                found[name] = value.detach().clone()
-        return found
-    for prefix, sub in module.named_modules():
-        for key, value in vars(sub).items():
-            if isinstance(value, torch.Tensor):
-                found[f"{prefix}.{key}" if prefix else key] = value.detach().clone()
-        for key, value in sub.named_buffers(recurse=False):
-            found[f"{prefix}.{key}" if prefix else key] = value.detach().clone()
-    return {k: v for k, v in found.items() if k not in parameters}
-
-
-def _plain_attributes(module: Any) -> dict[str, Any]:
-    """Numbers and strings an eager module holds (TorchScript's are constants)."""
-    plain: dict[str, Any] = {}
-    for prefix, sub in getattr(module, "named_modules", lambda: [])():
-        for key, value in vars(sub).items():
-            if (
-                isinstance(value, (int, float, str))
-                and not key.startswith("_")
-                and key != "training"
-            ):
-                plain[f"{prefix}.{key}" if prefix else key] = value
-    return plain
-
-
-def _script_assignments(module: Any, torch: Any) -> set[str]:
-    """Attribute names a TorchScript forward() assigns (``prim::SetAttr``), submodules in."""
-    graph = module.forward.graph.copy()
-    torch._C._jit_pass_inline(graph)
-    return {node.s("name") for node in graph.findAllNodes("prim::SetAttr")}
 
 
 _PURE_SOURCE = """
@@ -205,7 +101,7 @@ def _pure(
             f"{where} keeps its state inside and takes several inputs; exploy-dsl lifts internal "
             "state for a forward(obs) only. Fix: export it with explicit state inputs/outputs."
         )
-    inner = _copy(module, torch)
+    inner = copy_module(module)
     if isinstance(inner, torch.jit.ScriptModule):
         # TorchScript needs real source for a module that calls a scripted one.
         source = _PURE_SOURCE.format(
@@ -224,7 +120,7 @@ def _pure(
                 raise ActorError(f"{where}: the generated state wrapper cannot be loaded.")
             generated = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(generated)
-            with _quiet():
+            with quiet_jit():
                 pure = torch.jit.script(generated.Pure(inner))
         return Lifted(pure, state, "TorchScript attributes forward() writes")
 
@@ -244,7 +140,7 @@ def _pure(
 
 def _pure_get_state(module: Any, torch: Any, where: str, examples: Any) -> Lifted:
     """exploy's convention: forward() keeps a tuple in an attribute that get_state() returns."""
-    inner = _copy(module, torch)
+    inner = copy_module(module)
     with torch.no_grad():
         inner(*examples)
     held = inner.get_state()

@@ -21,6 +21,7 @@ import numpy as np
 import onnx
 
 from exploy_dsl._errors import ExployDslError
+from exploy_dsl.authoring._torch_state import kept_state
 
 # How many random inputs the exported graph is compared on against the module.
 EXPORT_CHECK_SAMPLES = 4
@@ -96,42 +97,9 @@ def private_copy(module: Any, *, what: str, error: type[ExployDslError]) -> Any:
 
 
 def stateful_reason(module: Any, examples: Sequence[np.ndarray]) -> str | None:
-    """Why ``module`` keeps state between calls, or None when two calls agree.
-
-    Caught: TorchScript whose forward() assigns attributes (``prim::SetAttr``), buffers that a
-    call changes, and outputs that differ between two calls on the same random input (run on a
-    copy of ``module``).
-    """
-    torch = sys.modules["torch"]
-    if isinstance(module, torch.jit.ScriptModule):
-        graph = module.forward.graph.copy()
-        torch._C._jit_pass_inline(graph)
-        assigned = sorted({node.s("name") for node in graph.findAllNodes("prim::SetAttr")})
-        if assigned:
-            return f"is TorchScript whose forward() overwrites {', '.join(map(repr, assigned))}"
-    probe = copy.deepcopy(module)
-    before = {name: b.clone() for name, b in probe.named_buffers()}
-    inputs = tuple(torch.from_numpy(x) for x in random_inputs(examples, seed=0)[0])
-    try:
-        with torch.no_grad():
-            first, second = _flat(probe(*inputs)), _flat(probe(*inputs))
-    except Exception:  # noqa: BLE001 - the caller's own call reports the failure
-        return None
-    changed = [
-        name
-        for name, b in probe.named_buffers()
-        if name in before and not torch.equal(before[name], b)
-    ]
-    if changed:
-        return f"changes its buffer(s) {', '.join(map(repr, changed))} when called"
-    if len(first) != len(second) or any(
-        isinstance(a, torch.Tensor)
-        and isinstance(b, torch.Tensor)
-        and not np.array_equal(a.numpy(), b.numpy(), equal_nan=True)  # NaN is a value here
-        for a, b in zip(first, second, strict=False)
-    ):
-        return "returns different values for the same input on two calls in a row"
-    return None
+    """Why ``module`` keeps state between calls (``kept_state``), or None when it keeps none."""
+    kept = kept_state(module, examples)
+    return None if kept is None else kept.reason
 
 
 def export_mismatch(

@@ -145,8 +145,8 @@ def _refuse_internal_state(module: Any, signature: ActorSignature) -> None:
     reason = stateful_reason(module, examples)
     if reason is not None:
         raise ActorError(
-            f"reference actor {type(module).__name__} {reason}: it keeps state between calls, "
-            "which the reference interpreter would not reset with the program's memory. Fix: "
+            f"reference actor {type(module).__name__} {reason}: state between calls, which "
+            "the reference interpreter would not reset with the program's memory. Fix: "
             "pass compiler.prepare_actor(module, traced)[1] (what check does: the state becomes "
             "memory), or the actor's ONNX export."
         )

@@ -337,7 +337,7 @@ REFUSALS: dict[str, tuple[Callable[[], Any], str]] = {
     ),
     "buffer changed by forward": (
         Counter,
-        r"model torch module Counter changes its buffer\(s\) 'calls' when called: .* would freeze "
+        r"model torch module Counter changes its tensor state 'calls' when called: .* would freeze "
         r"that state as a constant\. Fix: pass a stateless module",
     ),
     "output changes between calls": (

@@ -261,7 +261,8 @@ def test_the_reference_interpreter_refuses_a_stateful_module_given_as_is() -> No
     torch.manual_seed(0)
     with pytest.raises(
         ActorError,
-        match=r"reference actor ExployStyleRNN returns different values .* would not reset .* "
+        match=r"reference actor ExployStyleRNN keeps a state behind get_state\(\): state between "
+        r"calls, which the reference interpreter would not reset .* "
         r"compiler\.prepare_actor",
     ):
         ReferenceInterpreter(program(), ExployStyleRNN())
