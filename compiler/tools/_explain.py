@@ -282,6 +282,11 @@ def _step(kind: str, step: dict[str, Any]) -> str:
             f"{scale} + {offset}{clipped}, once per {per}, held until the next; target = "
             f"{_param(step.get('init'), '0')} after a reset"
         )
+    elif name == "phase_clock":
+        text = (
+            f"phase clock, period {_g(step.get('period'))} s, offset "
+            f"{_g(step.get('offset', 0.0))} s: [sin, cos] of the phase from ctx.step_count"
+        )
     elif name == "low_pass":
         alpha = step.get("alpha")
         keep = _g(1.0 - float(alpha)) if isinstance(alpha, (int, float)) else "(1 - alpha)"

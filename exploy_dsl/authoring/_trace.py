@@ -143,7 +143,6 @@ class StageGraph:
     writes: tuple[str, ...]
     models: tuple[ModelCall, ...] = ()  # models it calls (call_model), inlined in ``model``
     steps: tuple[LibraryStep, ...] = ()  # library steps it calls (clip, low_pass, ...)
-    records: tuple[tuple[str, dict[str, Any]], ...] = ()  # what library primitives recorded
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -174,10 +173,10 @@ class TracedProgram:
     def clocks(self) -> tuple[dict[str, Any], ...]:
         """Phase clocks the stages use (``exploy_dsl.phase_clock``), with their stage."""
         return tuple(
-            {"stage": g.kind, **record}
+            {"stage": g.kind, **step.params}
             for g in self.graphs.values()
-            for kind, record in g.records
-            if kind == "clock"
+            for step in g.steps
+            if step.step == "phase_clock"
         )
 
     def obs_element_names(self) -> list[str]:
@@ -438,7 +437,7 @@ def _trace_observations(
         outputs = {OBS: obs}
         outputs.update(_gathered_actor_inputs(program, obs, terms, stage))
         outputs.update(writes)
-    graph = _build(stage, values.arguments, outputs, tuple(values.records))
+    graph = _build(stage, values.arguments, outputs)
     return graph, tuple(terms), n_obs, program, obs_fold
 
 
@@ -717,7 +716,7 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     args = dict(values.arguments)
     if n_actions is not None:
         args[ACTIONS] = extra[0]
-    return _build(stage, args, outputs, tuple(values.records))
+    return _build(stage, args, outputs)
 
 
 def _written_var(program: Program, port: Port, value: object, stage: Stage) -> Var:
@@ -758,7 +757,6 @@ def _build(
     stage: Stage,
     args: dict[str, Var],
     outputs: dict[str, Var],
-    records: tuple[tuple[str, dict[str, Any]], ...] = (),
 ) -> StageGraph:
     # Identity on every output keeps names distinct when one Var is written to two ports or
     # is an argument passed straight through.
@@ -781,7 +779,6 @@ def _build(
         tuple(outputs),
         models=end_model_calls(),
         steps=end_library_steps(),
-        records=records,
     )
 
 

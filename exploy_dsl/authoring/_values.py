@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import spox.opset.ai.onnx.v20 as op
@@ -65,8 +65,6 @@ class Values(Mapping[object, Var]):
         self._label = label
         self._args: dict[str, Var] = {}
         self._derived: dict[str, Var] = {}
-        # What library primitives used in this stage record for the file (phase clocks, ...).
-        self.records: list[tuple[str, dict[str, Any]]] = []
 
     @property
     def tick(self) -> Var:

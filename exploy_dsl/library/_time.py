@@ -11,6 +11,7 @@ from spox import Var
 
 from exploy_dsl._errors import StageError
 from exploy_dsl.authoring._values import Values
+from exploy_dsl.library._records import LibraryStep, caller, record_step
 
 CLOCK_FORMULA = (
     "phase = ((ctx.step_count * sim_dt + offset) mod period) / period; "
@@ -50,7 +51,11 @@ def phase_clock(v: Any, period: float, *, offset: float = 0.0) -> Var:
     cycles = op.div(t, op.const(np.float32(period)))
     phase = op.sub(cycles, op.floor(cycles))
     angle = op.mul(phase, op.const(np.float32(2.0 * math.pi)))
-    v.records.append(
-        ("clock", {"period": float(period), "offset": float(offset), "formula": CLOCK_FORMULA})
+    record_step(
+        LibraryStep(
+            "phase_clock",
+            {"period": float(period), "offset": float(offset), "formula": CLOCK_FORMULA},
+            caller(),
+        )
     )
     return op.concat([op.sin(angle), op.cos(angle)], axis=-1)

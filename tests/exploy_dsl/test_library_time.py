@@ -126,6 +126,14 @@ def test_the_clock_is_recorded_and_explained() -> None:
     assert "time: stages read the tick (observations, apply_actions)" in text
     assert "t = 0.02 s (decimation * sim_dt) on exploy's controller" in text
     assert "phase clock in observations: period 0.13 s, offset -0.02 s" in text
+    # and, like every library step, in the stage's steps with the user's line
+    steps = contract.json_metadata("exploy_dsl.stages")["observations"]["steps"]
+    assert [(s["step"], s["offset"]) for s in steps] == [
+        ("phase_clock", 0.0),
+        ("phase_clock", OFFSET),
+    ]
+    assert all(s["at"].startswith("test_library_time.py:") for s in steps)
+    assert "    phase clock, period 0.13 s, offset -0.02 s: [sin, cos] of the phase" in text
 
 
 @pytest.mark.parametrize(
