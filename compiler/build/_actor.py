@@ -19,7 +19,6 @@ import onnx.shape_inference
 import onnx.version_converter
 
 from compiler.build._torch_state import Lifted, find_internal_state
-from compiler.build._torch_state import module_name as _module_name
 from exploy_dsl import ActorError, MissingDependencyError, TracedProgram
 from exploy_dsl.authoring._actor import (
     EXPORTERS,
@@ -31,8 +30,10 @@ from exploy_dsl.authoring._actor import (
     check_forward_arity,
     default_names,
     is_torch_module,
+    refuse_rsl_rl_model,
 )
 from exploy_dsl.authoring._ports import Memory, normalize_init
+from exploy_dsl.authoring._torch_state import torch_module_name as _module_name
 from exploy_dsl.contract._graphs import default_opset
 
 
@@ -184,7 +185,7 @@ def from_torch(
     # Everything below runs on a copy: exporting must never change the user's module (its
     # training flag, or a recurrent state it keeps inside).
     module = _private_copy(module, torch).eval()
-    _refuse_rsl_rl_model(module)
+    refuse_rsl_rl_model(module)
     examples = tuple(
         torch.zeros(p.shape, dtype=getattr(torch, "bool" if p.dtype == "bool" else p.dtype))
         for p in signature.inputs
@@ -311,22 +312,6 @@ def _private_copy(module: Any, torch: Any) -> Any:
             "is never changed. Fix: make it deep-copyable, or export it to ONNX yourself and pass "
             "the .onnx file."
         ) from None
-
-
-def _refuse_rsl_rl_model(module: Any) -> None:
-    """rsl_rl's models take a TensorDict of observation groups, not the observation tensor.
-
-    Told by the class or any base (a framework's subclass of ``MLPModel`` is one too).
-    """
-    from_rsl_rl = any(c.__module__.split(".")[0] == "rsl_rl" for c in type(module).__mro__)
-    if from_rsl_rl and hasattr(module, "as_onnx"):
-        raise ActorError(
-            f"torch actor {_module_name(module)} is an rsl_rl model: its forward() takes a "
-            "TensorDict of observation groups, not the observation vector. Fix: export it with "
-            "rsl_rl's own exporter and pass the file: model.as_onnx(...) (recurrent ones give "
-            "obs, h_in, c_in -> actions, h_out, c_out; declare the state with "
-            "program.actor(state=[h, c])) or model.as_jit()."
-        )
 
 
 def torch_source(module_name: str, exporter: Exporter) -> str:

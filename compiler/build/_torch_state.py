@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from exploy_dsl import ActorError
-from exploy_dsl.authoring._torch_state import copy_module, kept_state, quiet_jit
+from exploy_dsl.authoring._torch_state import (
+    copy_module,
+    kept_state,
+    quiet_jit,
+    torch_module_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +41,6 @@ class Lifted:
     how: str  # how the state was found, for messages and explain
 
 
-def module_name(module: Any) -> str:
-    """The class name the user wrote (a scripted module's type is RecursiveScriptModule)."""
-    return str(getattr(module, "original_name", None) or type(module).__name__)
-
-
 def find_internal_state(module: Any, torch: Any, examples: tuple[Any, ...]) -> Lifted | None:
     """The state ``module`` keeps between calls, lifted; None when it keeps none.
 
@@ -48,7 +48,7 @@ def find_internal_state(module: Any, torch: Any, examples: tuple[Any, ...]) -> L
     a call changes are lifted; a change that is not a tensor (a step counter), or outputs that
     differ with no tensor state to explain them, are refused.
     """
-    where = f"torch actor {module_name(module)}"
+    where = f"torch actor {torch_module_name(module)}"
     kept = kept_state(module, examples)
     if kept is None:
         return None  # the caller's own call reports the failure with a size hint

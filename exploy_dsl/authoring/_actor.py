@@ -18,6 +18,7 @@ import onnx
 
 from exploy_dsl._errors import ActorError
 from exploy_dsl.authoring._ports import Memory, Port
+from exploy_dsl.authoring._torch_state import torch_module_name
 from exploy_dsl.contract._wires import ACTIONS, OBS, is_actor_input, is_memory, memory_name
 
 Exporter = Literal["dynamo", "torchscript"]
@@ -334,6 +335,42 @@ def is_torch_module(obj: object) -> bool:
     )
 
 
+def refuse_rsl_rl_model(module: Any) -> None:
+    """rsl_rl's models take a TensorDict of observation groups, not the observation tensor.
+
+    Told by the class or any base (a framework's subclass of ``MLPModel`` is one too).
+    """
+    from_rsl_rl = any(c.__module__.split(".")[0] == "rsl_rl" for c in type(module).__mro__)
+    if from_rsl_rl and hasattr(module, "as_onnx"):
+        raise ActorError(
+            f"torch actor {torch_module_name(module)} is an rsl_rl model: its forward() takes a "
+            "TensorDict of observation groups, not the observation vector. Fix: export it with "
+            "rsl_rl's own exporter and pass the file: model.as_onnx(...) (recurrent ones give "
+            "obs, h_in, c_in -> actions, h_out, c_out; declare the state with "
+            "program.actor(state=[h, c])) or model.as_jit()."
+        )
+    if from_rsl_rl and callable(getattr(module, "act_inference", None)):
+        # rsl_rl < 4: ActorCritic, ActorCriticRecurrent, StudentTeacher; forward() raises.
+        name = torch_module_name(module)
+        if hasattr(module, "memory_a") or hasattr(module, "memory_s"):
+            fix = (
+                "export it with Isaac Lab's or legged_gym's exporter (export_policy_as_onnx: "
+                "obs, h_in, c_in -> actions, h_out, c_out), pass the file and declare the state "
+                "with program.actor(state=[h, c])"
+            )
+        else:
+            fix = (
+                f"pass its policy network, {name}.actor (what act_inference runs), and, if the "
+                "run normalized observations, the normalizer as observations(normalize="
+                "Normalizer.from_rsl_rl(checkpoint)); or pass the ONNX file of Isaac Lab's or "
+                "legged_gym's exporter"
+            )
+        raise ActorError(
+            f"torch actor {name} is an rsl_rl (< 4) actor-critic: its forward() is not the "
+            f"policy (act_inference is, on observation groups). Fix: {fix}."
+        )
+
+
 def check_forward_arity(module: Any, signature: ActorSignature, who: str) -> None:
     """Refuse a torch module whose ``forward`` needs other arguments than the signature gives.
 
@@ -343,6 +380,7 @@ def check_forward_arity(module: Any, signature: ActorSignature, who: str) -> Non
     """
     import inspect
 
+    refuse_rsl_rl_model(module)
     try:
         params = list(inspect.signature(module.forward).parameters.values())
     except (TypeError, ValueError, AttributeError):
@@ -365,7 +403,7 @@ def check_forward_arity(module: Any, signature: ActorSignature, who: str) -> Non
     else:
         fix = "make program.actor(...) declare as many inputs and states as forward takes"
     raise ActorError(
-        f"{who}: torch actor {type(module).__name__}'s {takes} needs {len(required)} "
+        f"{who}: torch actor {torch_module_name(module)}'s {takes} needs {len(required)} "
         f"argument(s), the program gives {len(given)} {declared}. Fix: {fix}."
     )
 

@@ -26,11 +26,8 @@ from spox import Var
 
 from exploy_dsl._errors import StageError
 from exploy_dsl.authoring._actor import is_torch_module
-from exploy_dsl.authoring._torch_export import (
-    export_checked,
-    export_mismatch,
-    torch_module_name,
-)
+from exploy_dsl.authoring._torch_export import export_checked, export_mismatch
+from exploy_dsl.authoring._torch_state import torch_module_name
 from exploy_dsl.contract._graphs import default_opset, graphs, is_default_domain, iter_nodes
 
 # The opset the stages are built with (spox.opset.ai.onnx.v20); inlined models are converted.

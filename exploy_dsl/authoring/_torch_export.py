@@ -32,11 +32,6 @@ _ONNX_FIX = (
 )
 
 
-def torch_module_name(module: Any) -> str:
-    """The class name the user wrote (a scripted module's type is RecursiveScriptModule)."""
-    return str(getattr(module, "original_name", None) or type(module).__name__)
-
-
 def export_checked(
     module: Any,
     examples: Sequence[np.ndarray],

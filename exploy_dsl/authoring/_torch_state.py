@@ -52,6 +52,11 @@ class KeptState:
         return None
 
 
+def torch_module_name(module: Any) -> str:
+    """The class name the user wrote (a scripted module's type is RecursiveScriptModule)."""
+    return str(getattr(module, "original_name", None) or type(module).__name__)
+
+
 def kept_state(module: Any, examples: Sequence[Any]) -> KeptState | None:
     """What ``module`` keeps between calls, run on a copy; None when the call itself fails.
 
