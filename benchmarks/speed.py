@@ -573,7 +573,7 @@ def row_interpreter(b: Bench) -> Row:
         ticks = itertools.cycle(b.inputs)
         return lambda: engine.step(next(ticks))
 
-    calls = b.decimation * (1 if b.quick else 4)
+    calls = b.decimation * (1 if b.quick else 8)
     t = interleaved({name: ticking(e) for name, e in engines.items()}, b.rounds, calls)
     ratio = median_ratio(t["onnx.reference"], t["interpreter"])
     floor = median_ratio(t["onnx.reference"], t["hand-written"])
