@@ -9,11 +9,13 @@ Run from the repository root:
 
     python benchmarks/speed.py [--rounds 35] [--runs 5] [--quick] [--json PATH]
 
-Statistics: an in-process row is the median over ``--rounds`` rounds of that round's ratio; each
-round times a block of calls of every candidate, in an order that rotates from round to round,
-so a neighbour's load hits both sides of a ratio alike. A whole-process row (compile, --help,
-imports) is the ratio of the medians of ``--runs`` interleaved subprocess runs. Before timing,
-the traced file and a hand-written NumPy step are checked to compute the compiled file's outputs.
+Statistics: an in-process row is the median over ``--rounds`` rounds of that round's ratio. In
+a round the candidates take turns, 5 blocks of calls each, in an order that rotates from round
+to round, so a neighbour's load hits both sides of a ratio alike; a candidate's time in a round
+is its fastest block (a neighbour's burst lands in a slower one). A whole-process row (compile,
+--help, imports) is the ratio of the medians of ``--runs`` interleaved subprocess runs. Before
+timing, the traced file and a hand-written NumPy step are checked to compute the compiled file's
+outputs.
 Needs torch (for the actor and the traced alternative).
 """
 
@@ -82,21 +84,27 @@ def session(data: bytes, optimized_path: Path | None = None) -> ort.InferenceSes
     )
 
 
-def interleaved(candidates: Mapping[str, Call], rounds: int, calls: int) -> dict[str, np.ndarray]:
-    """Seconds per call of every candidate in every round; the order rotates by round."""
+def interleaved(
+    candidates: Mapping[str, Call], rounds: int, block: int, repeats: int
+) -> dict[str, np.ndarray]:
+    """Seconds per call of every candidate in every round: its fastest of ``repeats`` blocks
+    of ``block`` calls (a neighbour's burst lands in a slower one). Candidates take turns
+    block by block, in an order that rotates from round to round."""
     names = list(candidates)
     for call in candidates.values():  # warm-up: first-run allocations are not timed
-        for _ in range(max(1, calls // 4)):
+        for _ in range(block):
             call()
-    seconds = {name: np.empty(rounds) for name in names}
+    seconds = {name: np.full(rounds, np.inf) for name in names}
     for r in range(rounds):
         shift = r % len(names)
-        for name in names[shift:] + names[:shift]:
-            call = candidates[name]
-            start = time.perf_counter()
-            for _ in range(calls):
-                call()
-            seconds[name][r] = (time.perf_counter() - start) / calls
+        for _ in range(repeats):
+            for name in names[shift:] + names[:shift]:
+                call = candidates[name]
+                start = time.perf_counter()
+                for _ in range(block):
+                    call()
+                elapsed = (time.perf_counter() - start) / block
+                seconds[name][r] = min(seconds[name][r], elapsed)
     return seconds
 
 
@@ -343,7 +351,7 @@ def random_feeds(sess: ort.InferenceSession, n: int, tick: int, seed: int = 0) -
 
 
 def batched_ratio(
-    actor: onnx.ModelProto, actor_path: Path, folder: Path, rounds: int, calls: int
+    actor: onnx.ModelProto, actor_path: Path, folder: Path, rounds: int, repeats: int
 ) -> float | None:
     """Policy step of the batch-``BATCH`` file / the actor alone at that batch, or None."""
     data = batched_file(actor_path, BATCH, folder)
@@ -359,7 +367,8 @@ def batched_ratio(
             "actor": lambda: actor_session.run(None, actor_feeds),
         },
         rounds,
-        calls,
+        1,
+        repeats,
     )
     return median_ratio(seconds["file"], seconds["actor"])
 
@@ -413,7 +422,7 @@ class Bench:
 
     folder: Path
     rounds: int
-    calls: int  # per candidate per round, at batch 1
+    repeats: int  # timed blocks per candidate per round (the fastest counts)
     quick: bool
     net: torch.nn.Module
     actor: onnx.ModelProto
@@ -446,7 +455,7 @@ def whole_processes(folder: Path, actor_path: Path, runs: int) -> dict[str, floa
     return wall_medians(commands, runs)
 
 
-def setup(folder: Path, net: torch.nn.Module, rounds: int, calls: int, quick: bool) -> Bench:
+def setup(folder: Path, net: torch.nn.Module, rounds: int, repeats: int, quick: bool) -> Bench:
     """Load the files ``whole_processes`` wrote; check that they compute the same outputs."""
     actor_path = folder / "actor.onnx"
     loaded = load_program_file(EXAMPLE)
@@ -464,7 +473,7 @@ def setup(folder: Path, net: torch.nn.Module, rounds: int, calls: int, quick: bo
             raise SystemExit(f"speed: {name} differs from the compiled file by {difference}")
     inputs = [stream.at(t) for t in range(loaded.program.decimation)]
     actor = onnx.load(actor_path)
-    return Bench(folder, rounds, calls, quick, net, actor, actor_path, loaded, compiled, traced,
+    return Bench(folder, rounds, repeats, quick, net, actor, actor_path, loaded, compiled, traced,
                  initial, inputs, hand)  # fmt: skip
 
 
@@ -480,7 +489,7 @@ def rows_steps(b: Bench) -> list[Row]:
         sess = session(data)
         for mode, feeds in (("policy", policy), ("apply", apply_only)):
             candidates[f"{label} {mode}"] = lambda s=sess, f=feeds: s.run(None, f)
-    t = interleaved(candidates, b.rounds, b.calls)
+    t = interleaved(candidates, b.rounds, 10 if b.quick else 80, b.repeats)
     step = median_ratio(t["file policy"], t["actor"])
     traced_step = median_ratio(t["traced policy"], t["actor"])
     floor = median_ratio(t["actor"] + t["no-compute policy"], t["actor"])
@@ -513,7 +522,7 @@ def row_nodes(b: Bench) -> Row:
 def row_sessions(b: Bench) -> Row:
     data = {"file": b.compiled, "traced": b.traced, "actor": b.actor.SerializeToString()}
     creations = {name: lambda d=d: session(d) for name, d in data.items()}
-    t = interleaved(creations, b.rounds, 1 if b.quick else 4)
+    t = interleaved(creations, b.rounds, 1, b.repeats)
     create = median_ratio(t["file"], t["traced"])
     floor = median_ratio(t["actor"], t["traced"])
     return Row("session creation / traced file's", x(create), "-", f"actor alone {x(floor)}",
@@ -551,7 +560,8 @@ def row_runtime(b: Bench) -> Row:
         for feeds in cycle:
             bare.run(None, feeds)
 
-    t = interleaved({"runtime": runtime_cycle, "bare": bare_cycle}, b.rounds, b.calls)
+    cycles = {"runtime": runtime_cycle, "bare": bare_cycle}
+    t = interleaved(cycles, b.rounds, 10 if b.quick else 20, b.repeats)
     ratio = median_ratio(t["runtime"], t["bare"])
     return Row("`Runtime.step` / bare `session.run` with the same feeds", x(ratio), "-",
                "1.00x", "<= 1.10x", ratio <= 1.10, {"now": ratio, "floor": 1.0})  # fmt: skip
@@ -573,8 +583,9 @@ def row_interpreter(b: Bench) -> Row:
         ticks = itertools.cycle(b.inputs)
         return lambda: engine.step(next(ticks))
 
-    calls = b.decimation * (1 if b.quick else 8)
-    t = interleaved({name: ticking(e) for name, e in engines.items()}, b.rounds, calls)
+    # Blocks of whole decimation cycles: each holds the same share of policy steps.
+    block = b.decimation * (1 if b.quick else 2)
+    t = interleaved({name: ticking(e) for name, e in engines.items()}, b.rounds, block, b.repeats)
     ratio = median_ratio(t["onnx.reference"], t["interpreter"])
     floor = median_ratio(t["onnx.reference"], t["hand-written"])
     return Row("reference interpreter / onnx.reference on the file (speed)", f"{ratio:.1f}x",
@@ -583,7 +594,7 @@ def row_interpreter(b: Bench) -> Row:
 
 
 def row_batched(b: Bench) -> Row:
-    ratio = batched_ratio(b.actor, b.actor_path, b.folder, b.rounds, 1 if b.quick else 3)
+    ratio = batched_ratio(b.actor, b.actor_path, b.folder, b.rounds, b.repeats)
     return Row(f"batched policy step at batch {BATCH} / actor alone at batch {BATCH}",
                "n/a (no batched build)" if ratio is None else x(ratio), "-", "1.00x", "<= 1.10x",
                None if ratio is None else ratio <= 1.10, {"now": ratio, "floor": 1.0})  # fmt: skip
@@ -596,7 +607,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 rounds, 1 run: a smoke test")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     args = parser.parse_args(argv)
-    rounds, runs, calls = (3, 1, 10) if args.quick else (args.rounds, args.runs, 400)
+    rounds, runs, repeats = (3, 1, 1) if args.quick else (args.rounds, args.runs, 5)
 
     with tempfile.TemporaryDirectory(prefix="exploy_dsl_speed_") as tmp:
         folder = Path(tmp)
@@ -604,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         onnx.save(actor_onnx(net), folder / "actor.onnx")
         # Whole processes first, while nothing else of ours holds memory.
         wall = whole_processes(folder, folder / "actor.onnx", runs)
-        bench = setup(folder, net, rounds, calls, args.quick)
+        bench = setup(folder, net, rounds, repeats, args.quick)
         steps = rows_steps(bench)
         rows = [*steps, row_nodes(bench), row_sessions(bench), *rows_processes(wall),
                 row_runtime(bench), row_interpreter(bench), row_batched(bench)]  # fmt: skip
@@ -619,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = {
             "rounds": rounds,
             "runs": runs,
-            "calls_per_round": calls,
+            "blocks_per_round": repeats,
             "onnxruntime": ort.__version__,
             "torch": torch.__version__,
             "statistic": "median of per-round ratios; whole processes: ratio of median times",

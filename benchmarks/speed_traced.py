@@ -3,8 +3,10 @@
 benchmarks/speed.py measures exploy-dsl's file against this one. The module does what
 examples/quadruped.py declares (the same observation, actor and action processing, the same If
 on the tick: policy step every 4th tick, apply-only otherwise), written the way a training
-environment's code is, and is exported the way exploy or LEAPP export it: torch.onnx (dynamo),
-with ``torch.cond`` becoming the ONNX If. speed.py checks, tick by tick, that both files compute
+environment's code is, and is exported with torch.onnx's dynamo exporter, which turns
+``torch.cond`` into the ONNX If (the TorchScript exporter traces only the branch taken). That
+export is also the slow part of this alternative's build time (~4 s of its whole process, here
+and in speed.py's compile row). speed.py checks, tick by tick, that both files compute
 the same outputs, which pins the constants below (written out here, not imported from the
 example: importing exploy-dsl would add its imports to this export's time). Run as a whole
 process, which speed.py times:
