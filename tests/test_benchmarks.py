@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import onnx
 import pytest
 
 from tests._support import ROOT
@@ -37,12 +41,19 @@ def test_the_interpreter_benchmark_runs_on_a_few_ticks() -> None:
 SOAK = ROOT / "benchmarks" / "soak.py"
 
 
-def load_soak() -> Any:
-    spec = importlib.util.spec_from_file_location("exploy_dsl_soak", SOAK)
+def load_script(path: Path) -> Any:
+    """A benchmark script as a module (registered, so that its dataclasses resolve)."""
+    name = f"exploy_dsl_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_soak() -> Any:
+    return load_script(SOAK)
 
 
 def test_the_soak_runs_on_a_few_ticks() -> None:
@@ -84,3 +95,88 @@ def test_the_soak_fails_on_memory_growth_beyond_the_limit(
     soak = load_soak()
     assert soak.main(["--ticks", "400", "--window", "200", "--max-growth-mib", "-1"]) == 1
     assert "exceeds --max-growth-mib -1.0" in capsys.readouterr().out
+
+
+SPEED = ROOT / "benchmarks" / "speed.py"
+# Every row of issue 12's table, in its order.
+SPEED_ROWS = (
+    "policy step / actor alone",
+    "apply-only step / no-compute file of the same signature",
+    "nodes excl. Constant/Identity (after ORT ALL)",
+    "session creation / traced file's",
+    "`exploy-dsl compile` whole process, ONNX actor / traced file's export",
+    "`exploy-dsl --help`",
+    "`from exploy_dsl import Runtime`",
+    "`Runtime.step` / bare `session.run` with the same feeds",
+    "reference interpreter / onnx.reference on the file (speed)",
+    "batched policy step at batch 4096 / actor alone at batch 4096",
+)
+
+
+@pytest.mark.torch
+def test_the_speed_benchmark_prints_every_row_of_the_table(tmp_path: Path) -> None:
+    figures = tmp_path / "speed.json"
+    done = subprocess.run(
+        [sys.executable, str(SPEED), "--quick", "--json", str(figures)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("quadruped, actor 48-512-256-128-12 ELU; onnxruntime ")
+    header = [cell.strip() for cell in lines[1].split("|")[1:-1]]
+    assert header == ["measure", "now", "alternative", "floor", "goal", "met?"]
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[3:]]
+    assert [row[0] for row in rows] == list(SPEED_ROWS)
+    assert all(row[5] in ("yes", "no", "n/a") for row in rows)
+    batched = rows[-1]
+    assert batched[1] == "n/a (no batched build)" or re.fullmatch(r"[\d.]+x", batched[1])
+    written = json.loads(figures.read_text(encoding="utf-8"))
+    assert [row["measure"] for row in written["rows"]] == list(SPEED_ROWS)
+    assert written["settings"]["rounds"] == 3
+
+
+@pytest.mark.torch
+def test_the_no_compute_file_has_the_signature_and_does_no_work(compiled: dict[str, Any]) -> None:
+    speed = load_script(SPEED)
+    model = compiled["quadruped"].model
+    empty = speed.no_compute_file(model)
+    onnx.checker.check_model(empty, full_check=True)
+    assert [(v.name, v.type) for v in empty.graph.input] == [
+        (v.name, v.type) for v in model.graph.input
+    ]
+    assert [(v.name, v.type) for v in empty.graph.output] == [
+        (v.name, v.type) for v in model.graph.output
+    ]
+    assert {n.op_type for n in empty.graph.node} == {"Constant", "Identity"}
+    session = speed.session(empty.SerializeToString())
+    rng = np.random.default_rng(0)
+    feeds = {
+        v.name: rng.normal(size=v.shape).astype(np.float32)
+        for v in (*session.get_inputs(), *session.get_overridable_initializers())
+        if v.name != "ctx.step_count"
+    }
+    assert {"memory.actions.in", "memory.joint_pos.processed_actions.in"} <= set(feeds)
+    feeds["ctx.step_count"] = np.array(0, np.int32)
+    names = [o.name for o in session.get_outputs()]
+    results = dict(zip(names, session.run(None, feeds), strict=True))
+    shapes = {
+        o.name: tuple(d.dim_value for d in o.type.tensor_type.shape.dim) for o in model.graph.output
+    }
+    for name, value in results.items():
+        assert value.shape == shapes[name]
+        if name.startswith("memory."):
+            np.testing.assert_array_equal(value, feeds[name[: -len(".out")] + ".in"])
+        else:
+            assert not value.any()
+
+
+@pytest.mark.torch
+def test_the_speed_benchmark_counts_the_nodes_inside_the_if(compiled: dict[str, Any]) -> None:
+    graph = compiled["quadruped"].model.graph
+    ops = load_script(SPEED).op_types(graph)
+    # The actor's MatMuls live in the If's policy branch only, not at the top level.
+    assert "MatMul" not in {n.op_type for n in graph.node}
+    assert ops.count("If") == 1 and "MatMul" in ops
