@@ -1,21 +1,35 @@
-"""Read and validate the deployment contract of a compiled file, without the program."""
+"""Read and validate the deployment contract of a compiled file, without the program.
+
+The contract is read from the file's bytes (exploy_dsl.contract._protobuf), never through the
+onnx package: a deploy host needs only numpy and onnxruntime. An ``onnx.ModelProto`` is read
+from its serialized bytes, so every source goes through the same reader.
+"""
 
 from __future__ import annotations
 
 import math
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
-import onnx.numpy_helper
 
 from exploy_dsl._errors import FileContractError
 from exploy_dsl.contract._codec import decode_json
 from exploy_dsl.contract._graphs import default_opset
+from exploy_dsl.contract._protobuf import (
+    BOOL,
+    FLOAT,
+    INT32,
+    ModelInfo,
+    ValueInfo,
+    WireFormatError,
+    data_type_name,
+    read_model,
+)
 from exploy_dsl.contract._wires import (
     ACTIONS,
     OBS,
@@ -28,13 +42,12 @@ from exploy_dsl.contract._wires import (
     out_to_in,
 )
 
+if TYPE_CHECKING:
+    import onnx
+
 REQUIRED_KEYS = ("exploy_version", "update_rate", "decimation", "sim_dt", "obs_term_names")
 _MAJOR_MINOR = re.compile(r"^\d+\.\d+")
-_DTYPES: dict[int, str] = {
-    onnx.TensorProto.FLOAT: "float32",
-    onnx.TensorProto.INT32: "int32",
-    onnx.TensorProto.BOOL: "bool",
-}
+_DTYPES: dict[int, str] = {FLOAT: "float32", INT32: "int32", BOOL: "bool"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +93,8 @@ class FileContract:
 
 def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx.ModelProto:
     """Load a file, bytes or ModelProto; a missing or unreadable file is a clear error."""
+    import onnx
+
     if isinstance(source, onnx.ModelProto):
         return source
     if isinstance(source, bytes):
@@ -87,6 +102,30 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
             return onnx.load_from_string(source)
         except Exception as exc:  # noqa: BLE001
             raise FileContractError(f"bytes are not an ONNX model: {exc}") from None
+    path = _model_path(source)
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
+        raise FileContractError(f"file {str(path)!r} is not a readable ONNX model: {exc}") from None
+
+
+def model_bytes(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> bytes:
+    """The serialized model of a file, bytes or ModelProto, without importing onnx."""
+    if isinstance(source, bytes):
+        return source
+    onnx = sys.modules.get("onnx")  # a ModelProto exists only once onnx is imported
+    if onnx is not None and isinstance(source, onnx.ModelProto):
+        return source.SerializeToString()  # type: ignore[no-any-return]
+    path = _model_path(source)
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise FileContractError(
+            f"file {str(path)!r} cannot be read: {exc.strerror or exc}. Fix: check its permissions."
+        ) from None
+
+
+def _model_path(source: object) -> Path:
     if not isinstance(source, (str, os.PathLike)):
         raise FileContractError(
             f"expected a path to an .onnx file, bytes or an onnx.ModelProto, got "
@@ -100,10 +139,7 @@ def load_model(source: str | os.PathLike[str] | bytes | onnx.ModelProto) -> onnx
         )
     if not path.is_file():
         raise FileContractError(f"file {str(path)!r} does not exist. Fix: check the path.")
-    try:
-        return onnx.load(str(path))
-    except Exception as exc:  # noqa: BLE001 - any parse failure means a bad file
-        raise FileContractError(f"file {str(path)!r} is not a readable ONNX model: {exc}") from None
+    return path
 
 
 def read_contract(
@@ -116,9 +152,20 @@ def read_contract(
     """
     if source is None:
         source = repr(str(model)) if isinstance(model, (str, os.PathLike)) else "file"
-    model = load_model(model)
-    graph = model.graph
-    metadata = {p.key: p.value for p in model.metadata_props}
+    data = model_bytes(model)
+    try:
+        info = read_model(data)
+    except WireFormatError as exc:
+        raise FileContractError(
+            f"{source} is not a readable ONNX model: {exc}. Fix: pass the .onnx file that "
+            "exploy-dsl compile wrote."
+        ) from None
+    return contract_of(info, source)
+
+
+def contract_of(info: ModelInfo, source: str) -> FileContract:
+    """The contract of a parsed model (``read_model``); errors name ``source``."""
+    metadata = dict(info.metadata)
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
     if missing:
         raise FileContractError(
@@ -138,9 +185,8 @@ def read_contract(
             "expected decimation >= 1 and finite positive rates. Fix: recompile it."
         )
     _check_json_keys(metadata, source)
-    initializers = {i.name: i for i in graph.initializer}
-    wires_in = [_wire(v, source, "input") for v in graph.input]
-    wires_out = [_wire(v, source, "output") for v in graph.output]
+    wires_in = [_wire(v, source, "input") for v in info.inputs]
+    wires_out = [_wire(v, source, "output") for v in info.outputs]
     by_in = {w.name: w for w in wires_in}
     by_out = {w.name: w for w in wires_out}
     step = by_in.get(STEP_COUNT)
@@ -167,21 +213,26 @@ def read_contract(
                 f"{source}: memory {wire.name!r} is {wire.dtype}{list(wire.shape)} but "
                 f"{out_name!r} is {out.dtype}{list(out.shape)}; they must match."
             )
-        init = initializers.get(wire.name)
+        init = info.initializers.get(wire.name)
         if init is None:
             raise FileContractError(
                 f"{source}: memory {wire.name!r} has no initializer holding its initial value. "
                 "Fix: recompile it."
             )
-        value = onnx.numpy_helper.to_array(init)
-        if value.shape != wire.shape or _DTYPES.get(init.data_type) != wire.dtype:
+        if init.dims != wire.shape or _DTYPES.get(init.data_type) != wire.dtype:
             raise FileContractError(
                 f"{source}: the initial value of memory {wire.name!r} is "
                 f"{_DTYPES.get(init.data_type, 'dtype ' + str(init.data_type))}"
-                f"{list(value.shape)} but the wire is {wire.dtype}{list(wire.shape)}. "
+                f"{list(init.dims)} but the wire is {wire.dtype}{list(wire.shape)}. "
                 "Fix: recompile it."
             )
-        initial[wire.name] = value
+        try:
+            initial[wire.name] = init.to_array()
+        except WireFormatError as exc:
+            raise FileContractError(
+                f"{source}: the initial value of memory {wire.name!r} cannot be read: {exc}. "
+                "Fix: recompile it with exploy-dsl compile (its files are self-contained)."
+            ) from None
     orphan_outs = [
         w.name for w in wires_out if is_memory_out(w.name) and out_to_in(w.name) not in by_in
     ]
@@ -192,7 +243,7 @@ def read_contract(
     memory_names = {w.name for w in memory}
     inputs = tuple(w for w in wires_in if w.name != STEP_COUNT and w.name not in memory_names)
     outputs = tuple(w for w in wires_out if w.name not in (ACTIONS, OBS) and not is_memory(w.name))
-    opset = default_opset(model, missing=0)
+    opset = default_opset(info, missing=0)
     return FileContract(
         inputs,
         outputs,
@@ -205,7 +256,7 @@ def read_contract(
         update_rate,
         metadata,
         int(opset),
-        int(model.ir_version),
+        int(info.ir_version),
     )
 
 
@@ -252,32 +303,28 @@ def _parse_number(metadata: dict[str, str], key: str, kind: type, source: str) -
         ) from None
 
 
-def _wire(value: onnx.ValueInfoProto, source: str, what: str) -> Wire:
-    tensor = value.type.tensor_type
-    if not value.type.HasField("tensor_type"):
+def _wire(value: ValueInfo, source: str, what: str) -> Wire:
+    if value.elem_type is None:
         raise FileContractError(f"{source}: {what} {value.name!r} is not a tensor.")
-    dtype = _DTYPES.get(int(tensor.elem_type))
+    dtype = _DTYPES.get(value.elem_type)
     if dtype is None:
-        name = onnx.TensorProto.DataType.Name(tensor.elem_type)
         raise FileContractError(
-            f"{source}: {what} {value.name!r} has dtype {name}; only float32, int32 and bool may "
-            "cross the file boundary. Fix: cast inside the program."
+            f"{source}: {what} {value.name!r} has dtype {data_type_name(value.elem_type)}; only "
+            "float32, int32 and bool may cross the file boundary. Fix: cast inside the program."
         )
-    if not tensor.HasField("shape"):
+    if value.dims is None:
         raise FileContractError(
             f"{source}: {what} {value.name!r} has no shape (unknown rank); exploy's controller "
             "needs static shapes. Fix: recompile it."
         )
-    dims = []
-    for dim in tensor.shape.dim:
-        if not dim.HasField("dim_value"):
+    for dim in value.dims:
+        if isinstance(dim, str):
             raise FileContractError(
                 f"{source}: {what} {value.name!r} has a symbolic dimension "
-                f"{dim.dim_param or '?'!r}; exploy's controller needs static shapes. "
+                f"{dim or '?'!r}; exploy's controller needs static shapes. "
                 "Fix: recompile with a fixed batch size."
             )
-        dims.append(int(dim.dim_value))
-    return Wire(value.name, tuple(dims), dtype)
+    return Wire(value.name, tuple(int(d) for d in value.dims), dtype)
 
 
 def _short_repr(value: object, limit: int = 60) -> str:
