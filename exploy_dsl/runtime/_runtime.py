@@ -7,15 +7,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
 from exploy_dsl._checks import check_int
 from exploy_dsl._errors import FileContractError, RuntimeInputError
-from exploy_dsl.contract._reader import FileContract, load_model, read_contract
+from exploy_dsl.contract._reader import FileContract, model_bytes, read_contract
 from exploy_dsl.contract._wires import STEP_COUNT, in_to_out, is_memory
-from exploy_dsl.runtime._session import load_session
+from exploy_dsl.runtime._session import checked_feeds_run, load_session
 
 if TYPE_CHECKING:
+    import onnx
+
     from exploy_dsl.runtime._self_test import SelfTestReport
 
 
@@ -43,16 +44,24 @@ class Runtime:
             fix="first_tick=0 (our runtime) or 1 (exploy's C++ controller)",
             error=RuntimeInputError,
         )
-        model = load_model(source)
+        data = model_bytes(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
-        self.contract: FileContract = read_contract(model, label)
+        self.contract: FileContract = read_contract(data, label)
         self._label = label
         _refuse_non_finite_initial_values(self.contract, label)
-        self._session = load_session(model.SerializeToString(), label, threads=threads)
-        self._label = label
+        self._session = load_session(data, label, threads=threads)
         self._output_names = [o.name for o in self._session.get_outputs()]
+        self._run = checked_feeds_run(self._session)
         self._first_tick = first_tick
         self._inputs = {w.name: w for w in self.contract.inputs}
+        # What step() needs, prepared once: the declared inputs in file order with their shape
+        # and dtype, one feeds dict reused by every call (its tick array written in place), and
+        # which output index is fed back into which memory input.
+        self._specs = tuple((w.name, w.shape, w.np_dtype) for w in self.contract.inputs)
+        self._tick_feed = np.zeros((), np.int32)
+        self._feeds: dict[str, np.ndarray] = {STEP_COUNT: self._tick_feed}
+        index = {name: i for i, name in enumerate(self._output_names)}
+        self._memory_slots = tuple((w.name, index[in_to_out(w.name)]) for w in self.contract.memory)
         self.tick = first_tick
         self.memory: dict[str, np.ndarray] = {}
         self.reset()
@@ -79,11 +88,25 @@ class Runtime:
 
     def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One call of the file: feeds inputs, memory and the tick; advances both."""
-        feeds = self._check(inputs)
-        feeds[STEP_COUNT] = np.array(self.tick, dtype=np.int32)
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
+            self._check(inputs)  # raises: not a mapping
+        specs = self._specs
+        if len(inputs) != len(specs):
+            self._check(inputs)  # raises: an unknown or a missing input
+        feeds = self._feeds
+        for name, shape, dtype in specs:
+            try:
+                value = inputs[name]
+            except KeyError:
+                self._check(inputs)  # raises: with as many inputs, one is unknown
+                raise
+            if type(value) is not np.ndarray or value.dtype is not dtype or value.shape != shape:
+                value = self._input(name, value)
+            feeds[name] = value
         feeds.update(self.memory)
+        self._tick_feed[()] = self.tick
         try:
-            values = self._session.run(self._output_names, feeds)
+            values = self._run(self._output_names, feeds, None)
         except Exception as exc:
             if not type(exc).__module__.startswith("onnxruntime"):
                 raise
@@ -95,13 +118,14 @@ class Runtime:
                 "(e.g. clip an index read from an input into range); `exploy-dsl check` names "
                 "the stage."
             ) from None
-        results = dict(zip(self._output_names, values, strict=True))
-        for wire in self.contract.memory:
-            self.memory[wire.name] = results[in_to_out(wire.name)]
+        memory = self.memory
+        for name, index in self._memory_slots:
+            memory[name] = values[index]
         self.tick += 1
-        return results
+        return dict(zip(self._output_names, values, strict=True))
 
     def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Every input checked and cast, in file order; the first mistake is raised."""
         if not isinstance(inputs, Mapping):
             raise RuntimeInputError(
                 f"step() takes a dict of input name -> array, got {type(inputs).__name__}."
@@ -121,15 +145,17 @@ class Runtime:
                 f"missing input(s) {', '.join(map(repr, missing))}; every input is needed at "
                 "every tick."
             )
-        feeds: dict[str, np.ndarray] = {}
-        for name, wire in self._inputs.items():
-            value = np.asarray(inputs[name])
-            if value.shape != wire.shape:
-                raise RuntimeInputError(
-                    f"input {name!r} has shape {list(value.shape)}; expected {list(wire.shape)}."
-                )
-            feeds[name] = _cast(value, wire.np_dtype, name)
-        return feeds
+        return {name: self._input(name, inputs[name]) for name in self._inputs}
+
+    def _input(self, name: str, given: Any) -> np.ndarray:
+        """One input as it is fed: an array of the wire's shape and dtype, or an error."""
+        wire = self._inputs[name]
+        value = np.asarray(given)
+        if value.shape != wire.shape:
+            raise RuntimeInputError(
+                f"input {name!r} has shape {list(value.shape)}; expected {list(wire.shape)}."
+            )
+        return _cast(value, wire.np_dtype, name)
 
 
 def _refuse_non_finite_initial_values(contract: FileContract, label: str) -> None:

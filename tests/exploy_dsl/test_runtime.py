@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from compiler import compile_program
 from exploy_dsl import (
@@ -23,7 +23,7 @@ from exploy_dsl import (
     op,
     read_contract,
 )
-from tests._support import Compiled, mlp_actor, random_feeds
+from tests._support import CliExample, Compiled, mlp_actor, random_feeds, session
 
 Q0 = np.float32([[0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5]])
 
@@ -463,3 +463,90 @@ def test_the_runtime_refuses_a_broken_file_before_running(quadruped: Compiled) -
     broken = edited(quadruped.model, set_metadata("update_rate", '"200.0"'))
     with pytest.raises(FileContractError, match=r"'update_rate'"):
         Runtime(broken)
+
+
+# -- the same outputs as a plain onnxruntime loop, bit for bit --------------------------------
+
+
+def plain_loop(
+    path: Path, inputs: list[dict[str, np.ndarray]], resets: set[int], first_tick: int
+) -> list[dict[str, np.ndarray]]:
+    """What a hand-written loop computes: session.run on fresh feeds, memory carried in NumPy,
+    initial values from onnx's own reading of the file."""
+    model = onnx.load(str(path))
+    initial = {
+        i.name: numpy_helper.to_array(i)
+        for i in model.graph.initializer
+        if i.name.startswith("memory.") and i.name.endswith(".in")
+    }
+    sess = session(path)
+    names = [o.name for o in sess.get_outputs()]
+    results, memory, tick = [], dict(initial), first_tick
+    for t, feeds in enumerate(inputs):
+        if t in resets:
+            memory, tick = dict(initial), first_tick
+        fed = {k: np.asarray(v, np.float32) if np.asarray(v).dtype == np.float64 else v
+               for k, v in feeds.items()}  # fmt: skip
+        fed.update(memory)
+        fed["ctx.step_count"] = np.array(tick, np.int32)
+        values = dict(zip(names, sess.run(names, fed), strict=True))
+        memory = {k: values[k[: -len(".in")] + ".out"] for k in initial}
+        results.append(values)
+        tick += 1
+    return results
+
+
+def assert_runtime_is_the_plain_loop(path: Path, first_tick: int = 0, ticks: int = 60) -> None:
+    runtime = Runtime(path, first_tick=first_tick)
+    rng = np.random.default_rng(7)
+    inputs = [random_feeds(runtime.contract.inputs, rng) for _ in range(ticks)]
+    for t in range(0, ticks, 3):  # float64 and nested lists are cast by the runtime
+        inputs[t] = {
+            k: (v.astype(np.float64) if v.dtype == np.float32 else v) for k, v in inputs[t].items()
+        }
+    resets = {17, 18, 41}
+    got = []
+    for t, feeds in enumerate(inputs):
+        if t in resets:
+            runtime.reset()
+        got.append(runtime.step(feeds))
+    # Compared after the whole run: an output of one tick is never changed by a later step.
+    expected = plain_loop(path, inputs, resets, first_tick)
+    assert len(got) == len(expected)
+    for t, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert list(a) == list(b), t
+        for name in a:
+            assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, (t, name)
+            assert a[name].tobytes() == b[name].tobytes(), (t, name)
+    last = expected[-1]
+    for name, value in runtime.memory.items():
+        assert value.tobytes() == last[name[: -len(".in")] + ".out"].tobytes()
+
+
+@pytest.mark.parametrize("first_tick", [0, 1])
+@pytest.mark.parametrize("name", ["tutorial", "quadruped"])
+def test_the_runtime_computes_what_a_plain_session_loop_does(
+    compiled: dict[str, Compiled], name: str, first_tick: int
+) -> None:
+    assert_runtime_is_the_plain_loop(compiled[name].path, first_tick)
+
+
+def test_an_int32_and_bool_file_runs_as_a_plain_session_loop(typed_file: Path) -> None:
+    assert_runtime_is_the_plain_loop(typed_file)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize(
+    "stem", ["tutorial_module", "tutorial_lstm", "quadruped_recurrent", "reference_mode", "gait"]
+)
+def test_every_example_runs_as_a_plain_session_loop(
+    example: Callable[[str], CliExample], stem: str
+) -> None:
+    assert_runtime_is_the_plain_loop(example(stem).out)
+
+
+def test_memory_given_by_hand_is_fed_on_the_next_step(quadruped: Compiled) -> None:
+    runtime = Runtime(quadruped.path, first_tick=1)  # tick 1: apply-only, the target held
+    runtime.memory["memory.joint_pos.processed_actions.in"] = np.full((1, 12), 0.5, np.float32)
+    out = runtime.step(quadruped_inputs())
+    np.testing.assert_array_equal(out["output.joint_targets.joint_pos.pos"], np.full((1, 12), 0.5))
