@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
-from compiler.build._actor import check_actor_sizes, load_actor, prepare_actor
-from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program
-from compiler.build._write import write_atomic
-from compiler.check._inputs import InputStream, load_trace, random_stream, save_trace
-from compiler.check._parity import check_parity
-from compiler.check._report import ParityReport
-from exploy_dsl import Actor
+import importlib as _importlib
+import typing as _typing
 
-for _public in (InputStream, ParityReport):
-    _public.__module__ = "compiler"  # tracebacks and reprs show the public name
+if _typing.TYPE_CHECKING:
+    from compiler.build._actor import check_actor_sizes, load_actor, prepare_actor
+    from compiler.build._compile import DEFAULT_IR_VERSION, DEFAULT_OPSET, compile_program
+    from compiler.build._write import write_atomic
+    from compiler.check._inputs import InputStream, load_trace, random_stream, save_trace
+    from compiler.check._parity import check_parity
+    from compiler.check._report import ParityReport
+    from exploy_dsl import Actor
+
+# Public name -> the module defining it, loaded on first use (PEP 562): the `exploy-dsl`
+# command imports this package, and `exploy-dsl --help`, `inspect` or `run` need none of it.
+_LAZY = {
+    "DEFAULT_IR_VERSION": "compiler.build._compile",
+    "DEFAULT_OPSET": "compiler.build._compile",
+    "Actor": "exploy_dsl",
+    "InputStream": "compiler.check._inputs",
+    "ParityReport": "compiler.check._report",
+    "check_actor_sizes": "compiler.build._actor",
+    "check_parity": "compiler.check._parity",
+    "compile_program": "compiler.build._compile",
+    "load_actor": "compiler.build._actor",
+    "load_trace": "compiler.check._inputs",
+    "prepare_actor": "compiler.build._actor",
+    "random_stream": "compiler.check._inputs",
+    "save_trace": "compiler.check._inputs",
+    "write_atomic": "compiler.build._write",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module_name), name)
+    if isinstance(value, type) and value.__module__.startswith("compiler."):
+        value.__module__ = "compiler"  # tracebacks and reprs show the public name
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_IR_VERSION",

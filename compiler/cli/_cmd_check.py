@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from tqdm import tqdm
 
@@ -21,12 +20,7 @@ from exploy_dsl import load_model
 LONG_RUN_TICKS = 2000
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "check",
-        help="run the program's reference interpreter and the file side by side (exit 1 if "
-        "they differ)",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", help="the compiled ONNX file")
     p.add_argument("program", help="the PROGRAM.py it was compiled from")
     p.add_argument("--actor", help="actor .onnx or .pt (default: the program file's actor())")

@@ -18,8 +18,7 @@ from compiler.cli._program_file import load_program_file
 from exploy_dsl import ExployDslWarning, Program, UsageError
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("compile", help="compile PROGRAM.py into an ONNX file")
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("program", help="Python file defining a module-level `program`")
     p.add_argument("--actor", help="actor .onnx or .pt (default: the file's actor())")
     p.add_argument("-o", "--output", help="output file (default: <program name>.onnx)")

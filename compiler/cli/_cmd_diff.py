@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.tools._diff import diff_contracts
-from exploy_dsl.contract._reader import load_model, read_contract
+from exploy_dsl.contract._reader import read_contract
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "diff",
-        help="compare two files' contracts; exit 1 when a difference breaks a deployment",
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A.onnx", help="the file deployed today")
     p.add_argument("b", metavar="B.onnx", help="the file to deploy instead")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    a = read_contract(load_model(args.a), repr(args.a))
-    b = read_contract(load_model(args.b), repr(args.b))
+    a = read_contract(args.a, repr(args.a))
+    b = read_contract(args.b, repr(args.b))
     differences = diff_contracts(a, b, sources=(f"A {args.a!r}", f"B {args.b!r}"))
     print(f"A: {args.a}\nB: {args.b}")
     for difference in differences:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from compiler.cli._exit import EXIT_OK
 from compiler.tools._inspect import render_inspect
-from exploy_dsl.contract._reader import load_model, read_contract
+from exploy_dsl.contract._reader import read_contract
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser("inspect", help="print a file's inputs, outputs, memory and metadata")
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("file")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    contract = read_contract(load_model(args.file), repr(args.file))
+    contract = read_contract(args.file, repr(args.file))
     sys.stdout.write(render_inspect(contract, args.file))
     return EXIT_OK

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import numpy as np
 
@@ -11,10 +10,7 @@ from compiler.cli._exit import EXIT_OK
 from exploy_dsl import Runtime, UsageError
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "run", help="step a compiled file for N ticks on random inputs and print its outputs"
-    )
+def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("file")
     p.add_argument("--ticks", type=int, default=8, help="ticks to run (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")

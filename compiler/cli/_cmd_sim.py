@@ -11,14 +11,12 @@ from compiler.cli._paths import check_name_length, refuse_overwrite
 from exploy_dsl import UsageError
 
 
-def register(sub: Any) -> None:
-    p = sub.add_parser(
-        "sim",
-        help="drive a MuJoCo robot model with the compiled file and summarise the run",
-        description="Drive a MuJoCo model (MJCF) with the compiled file, one call per physics "
+def register(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Drive a MuJoCo model (MJCF) with the compiled file, one call per physics "
         "step, every wire bound from the file's metadata. Exit 0 when the run went its time, "
         "finite, with the base up; 1 when the robot fell or the run stopped (NaN, unstable); "
-        "2 on a user error (a name, count or rate the file and the model do not share).",
+        "2 on a user error (a name, count or rate the file and the model do not share)."
     )
     p.add_argument("file", help="the compiled .onnx file")
     p.add_argument("robot", help="the robot's MJCF model (.xml)")
