@@ -180,3 +180,48 @@ def test_the_speed_benchmark_counts_the_nodes_inside_the_if(compiled: dict[str, 
     # The actor's MatMuls live in the If's policy branch only, not at the top level.
     assert "MatMul" not in {n.op_type for n in graph.node}
     assert ops.count("If") == 1 and "MatMul" in ops
+
+
+def test_the_runtime_step_benchmark_runs_on_a_few_rounds() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "runtime_step.py"),
+            "--rounds",
+            "3",
+            "--calls",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("Runtime.step / session.run with the same feeds: quadruped")
+    assert [line.split()[0] for line in lines[1:]] == ["policy", "apply-only", "tick"]
+    assert all(re.search(r" \d+\.\d{3}x  \(session.run ", line) for line in lines[1:])
+
+
+def test_the_import_benchmark_runs_once() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "imports.py"), "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "import times, median of 1 fresh processes each"
+    names = [line.split("  ")[0] for line in lines[1:]]
+    assert names == [
+        "python -c pass",
+        "import onnxruntime",
+        "from exploy_dsl import Runtime",
+        "exploy-dsl --help",
+        "exploy-dsl inspect FILE",
+        "exploy-dsl run FILE",
+        "exploy-dsl compile, ONNX actor",
+    ]
