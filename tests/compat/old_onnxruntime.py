@@ -9,6 +9,8 @@ tick (max |diff| < 1e-4). Exit 0 when they agree, 1 when not or when the old run
 installed, and 0 with a "SKIPPED" line only when the package index cannot be reached at all.
 
 The replay half (``--replay``) imports only numpy and onnxruntime: it is what runs in the venv.
+``--replay-runtime`` replays the same inputs through ``exploy_dsl.Runtime`` in that venv (this
+checkout on its path, no onnx there), which must give the plain replay's outputs bit for bit.
 """
 
 from __future__ import annotations
@@ -58,6 +60,38 @@ def replay(model_path: str, inputs_path: str, outputs_path: str) -> None:
         }
         results.update({f"t{tick}/{name}": value for name, value in values.items()})
     np.savez(outputs_path, onnxruntime=np.array(ort.__version__), **results)
+
+
+def replay_runtime(model_path: str, inputs_path: str, outputs_path: str) -> None:
+    """The replay through exploy_dsl.Runtime: it needs numpy and onnxruntime, nothing else."""
+    import numpy as np
+
+    from exploy_dsl import Runtime
+
+    runtime = Runtime(model_path)
+    recorded = np.load(inputs_path)
+    wires = [k[len("t0/") :] for k in recorded.files if k.startswith("t0/")]
+    results: dict[str, Any] = {}
+    for tick in range(int(recorded["ticks"])):
+        outputs = runtime.step({name: recorded[f"t{tick}/{name}"] for name in wires})
+        results.update({f"t{tick}/{name}": value for name, value in outputs.items()})
+    missing = sorted({"onnx", "spox", "torch"} & set(sys.modules))
+    if missing:
+        raise SystemExit(f"FAILED: exploy_dsl.Runtime imported {', '.join(missing)}.")
+    np.savez(outputs_path, **results)
+
+
+def same_bits(a_path: Path, b_path: Path) -> bool:
+    import numpy as np
+
+    a, b = np.load(a_path), np.load(b_path)
+    keys = sorted(k for k in a.files if k.startswith("t"))
+    if keys != sorted(k for k in b.files if k.startswith("t")) or not keys:
+        return False
+    return all(
+        a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and a[k].tobytes() == b[k].tobytes()
+        for k in keys
+    )
 
 
 def record_inputs(model_path: Path, path: Path, ticks: int, seed: int) -> None:
@@ -186,9 +220,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", help="interpreter for the old runtime's venv")
     parser.add_argument("--workdir", default=str(ROOT / "build" / "compat"))
     parser.add_argument("--replay", nargs=3, metavar=("MODEL", "INPUTS", "OUTPUTS"))
+    parser.add_argument("--replay-runtime", nargs=3, metavar=("MODEL", "INPUTS", "OUTPUTS"))
     args = parser.parse_args(argv)
     if args.replay:
         replay(*args.replay)
+        return 0
+    if args.replay_runtime:
+        replay_runtime(*args.replay_runtime)
         return 0
     if args.ticks < 20:
         parser.error("--ticks must be >= 20")
@@ -208,13 +246,27 @@ def main(argv: list[str] | None = None) -> int:
         cwd=str(work),  # not the repository: nothing of exploy_dsl can be imported there
     )
     worst = compare(now, old, args.ticks)
+    stepped = work / "outputs-old-runtime.npz"
+    subprocess.run(
+        [str(exe), str(Path(__file__).resolve()), "--replay-runtime", str(model), str(inputs),
+         str(stepped)],
+        check=True,
+        cwd=str(work),
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),  # exploy_dsl from this checkout, no onnx
+    )  # fmt: skip
+    if not same_bits(stepped, old):
+        raise SystemExit(
+            f"FAILED: exploy_dsl.Runtime under onnxruntime {args.onnxruntime} does not give "
+            "the plain replay's outputs bit for bit."
+        )
     import numpy as np
 
     versions = str(np.load(now)["onnxruntime"]), str(np.load(old)["onnxruntime"])
     print(
         f"old onnxruntime OK: {model.name} (--target onnxruntime=="
         f"{'.'.join(args.onnxruntime.split('.')[:2])}) gives the same outputs under onnxruntime "
-        f"{versions[1]} as under {versions[0]} for {args.ticks} ticks (max |diff| {worst:.2g})."
+        f"{versions[1]} as under {versions[0]} for {args.ticks} ticks (max |diff| {worst:.2g}); "
+        "exploy_dsl.Runtime there (numpy and onnxruntime only) gives them bit for bit."
     )
     return 0
 
