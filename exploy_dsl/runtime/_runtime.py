@@ -103,7 +103,11 @@ class Runtime:
             if type(value) is not np.ndarray or value.dtype is not dtype or value.shape != shape:
                 value = self._input(name, value)
             feeds[name] = value
-        feeds.update(self.memory)
+        memory = self.memory
+        if len(memory) != len(self._memory_slots):  # memory edited by hand: feed what is there
+            for name, _ in self._memory_slots:
+                feeds.pop(name, None)
+        feeds.update(memory)
         self._tick_feed[()] = self.tick
         try:
             values = self._run(self._output_names, feeds, None)
@@ -118,7 +122,6 @@ class Runtime:
                 "(e.g. clip an index read from an input into range); `exploy-dsl check` names "
                 "the stage."
             ) from None
-        memory = self.memory
         for name, index in self._memory_slots:
             memory[name] = values[index]
         self.tick += 1

@@ -550,3 +550,15 @@ def test_memory_given_by_hand_is_fed_on_the_next_step(quadruped: Compiled) -> No
     runtime.memory["memory.joint_pos.processed_actions.in"] = np.full((1, 12), 0.5, np.float32)
     out = runtime.step(quadruped_inputs())
     np.testing.assert_array_equal(out["output.joint_targets.joint_pos.pos"], np.full((1, 12), 0.5))
+
+
+def test_a_memory_removed_by_hand_is_fed_from_the_file_s_initial_value(
+    quadruped: Compiled,
+) -> None:
+    runtime = Runtime(quadruped.path, first_tick=1)
+    runtime.step(quadruped_inputs(1))
+    runtime.memory["memory.joint_pos.processed_actions.in"] = np.full((1, 12), 0.5, np.float32)
+    runtime.step(quadruped_inputs(2))  # the feeds now hold 0.5
+    del runtime.memory["memory.joint_pos.processed_actions.in"]
+    out = runtime.step(quadruped_inputs(3))  # onnxruntime falls back to the initializer: q0
+    np.testing.assert_array_equal(out["output.joint_targets.joint_pos.pos"], Q0)
