@@ -160,10 +160,10 @@ def read_contract(
             f"{source} is not a readable ONNX model: {exc}. Fix: pass the .onnx file that "
             "exploy-dsl compile wrote."
         ) from None
-    return contract_of(info, source)
+    return _contract_of(info, source)
 
 
-def contract_of(info: ModelInfo, source: str) -> FileContract:
+def _contract_of(info: ModelInfo, source: str) -> FileContract:
     """The contract of a parsed model (``read_model``); errors name ``source``."""
     metadata = dict(info.metadata)
     missing = [k for k in REQUIRED_KEYS if k not in metadata]
