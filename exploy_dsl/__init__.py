@@ -69,7 +69,7 @@ if _typing.TYPE_CHECKING:
     from exploy_dsl.runtime._runtime import Runtime
 
 # Public name -> the module defining it. Loaded on first use (PEP 562), so that a deploy host
-# importing exploy_dsl for the Runtime does not load spox, and authoring does not load
+# importing exploy_dsl for the Runtime loads neither spox nor onnx, and authoring does not load
 # onnxruntime.
 _LAZY = {
     "op": "spox.opset.ai.onnx.v20",
