@@ -202,26 +202,3 @@ def test_the_runtime_step_benchmark_runs_on_a_few_rounds() -> None:
     assert lines[0].startswith("Runtime.step / session.run with the same feeds: quadruped")
     assert [line.split()[0] for line in lines[1:]] == ["policy", "apply-only", "tick"]
     assert all(re.search(r" \d+\.\d{3}x  \(session.run ", line) for line in lines[1:])
-
-
-def test_the_import_benchmark_runs_once() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "imports.py"), "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0] == "import times, median of 1 fresh processes each"
-    names = [line.split("  ")[0] for line in lines[1:]]
-    assert names == [
-        "python -c pass",
-        "import onnxruntime",
-        "from exploy_dsl import Runtime",
-        "exploy-dsl --help",
-        "exploy-dsl inspect FILE",
-        "exploy-dsl run FILE",
-        "exploy-dsl compile, ONNX actor",
-    ]

@@ -3,7 +3,7 @@
 A deploy host runs ``from exploy_dsl import Runtime`` with numpy and onnxruntime alone;
 ``exploy-dsl --help`` loads argparse and the command table; ``inspect`` and ``run`` load no
 authoring or export machinery; ``compile`` with an ONNX actor never loads torch.
-(benchmarks/imports.py measures what these cost.)
+(benchmarks/speed.py measures what these cost.)
 """
 
 from __future__ import annotations
