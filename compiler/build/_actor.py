@@ -18,6 +18,7 @@ import onnx.checker
 import onnx.shape_inference
 import onnx.version_converter
 
+from compiler.build._batch import example_shape, fit_actor_batch
 from compiler.build._torch_state import Lifted, find_internal_state
 from exploy_dsl import ActorError, MissingDependencyError, TracedProgram
 from exploy_dsl.authoring._actor import (
@@ -34,6 +35,7 @@ from exploy_dsl.authoring._actor import (
 )
 from exploy_dsl.authoring._ports import Memory, normalize_init
 from exploy_dsl.authoring._torch_state import torch_module_name as _module_name
+from exploy_dsl.contract._batch import BATCH_DIM, DYNAMIC, Batch
 from exploy_dsl.contract._graphs import default_opset
 
 
@@ -42,30 +44,33 @@ def load_actor(
     *,
     n_obs: int | None = None,
     signature: ActorSignature | None = None,
-    batch: int = 1,
+    batch: Batch = 1,
     opset: int = 20,
     exporter: Exporter = "dynamo",
 ) -> Actor:
     """Accept a ``torch.nn.Module``, an ``onnx.ModelProto`` or a ``.onnx``/``.pt`` path.
 
     ``signature`` is how the program calls the actor (``TracedProgram.actor_signature``);
-    without it, a feed-forward actor of ``n_obs`` observations.
+    without it, a feed-forward actor of ``n_obs`` observations. ``batch`` is the program's
+    (``"dynamic"``: the signature's shapes are one env's): a torch module is exported with
+    it, an ONNX actor must run at it (``_batch.fit_actor_batch``).
     """
     if signature is None:
         if n_obs is None:
             raise ActorError("load_actor needs the program's actor signature or n_obs.")
-        signature = ActorSignature.feedforward(n_obs, 0, batch=batch, input_name="")
+        size = 1 if batch == DYNAMIC else batch
+        signature = ActorSignature.feedforward(n_obs, 0, batch=size, input_name="")
         signature = dataclasses.replace(
             signature, outputs=(dataclasses.replace(signature.outputs[0], name=""),)
         )
     if isinstance(actor, Actor):
         return actor
     if isinstance(actor, onnx.ModelProto):
-        return from_onnx(actor, "ModelProto", signature)
+        return from_onnx(actor, "ModelProto", signature, batch=batch)
     if isinstance(actor, (str, os.PathLike)):
-        return _from_path(Path(actor), signature, opset=opset, exporter=exporter)
+        return _from_path(Path(actor), signature, opset=opset, exporter=exporter, batch=batch)
     if is_torch_module(actor):
-        return from_torch(actor, signature, opset=opset, exporter=exporter)
+        return from_torch(actor, signature, opset=opset, exporter=exporter, batch=batch)
     raise ActorError(
         f"actor must be a torch.nn.Module, an onnx.ModelProto or a path to .onnx/.pt, got "
         f"{type(actor).__name__}. Fix: pass one of those."
@@ -91,7 +96,7 @@ def prepare_actor(
     loaded = load_actor(
         actor,
         signature=traced.actor_signature,
-        batch=traced.program.batch,
+        batch=traced.program.batch_spec,
         opset=min(opset, stage_opset),
         exporter=exporter,
     )
@@ -158,7 +163,9 @@ def at_opset(actor: Actor, opset: int) -> Actor:
     return dataclasses.replace(actor, model=converted, original=actor.original or actor.model)
 
 
-def from_onnx(model: onnx.ModelProto, source: str, signature: ActorSignature) -> Actor:
+def from_onnx(
+    model: onnx.ModelProto, source: str, signature: ActorSignature, *, batch: Batch = 1
+) -> Actor:
     try:
         onnx.checker.check_model(model, full_check=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
@@ -166,16 +173,24 @@ def from_onnx(model: onnx.ModelProto, source: str, signature: ActorSignature) ->
             f"actor {source} is not a valid ONNX model: {' '.join(str(exc).split())[:500]}. "
             "Fix: re-export the actor (onnx.checker.check_model(model, full_check=True) must pass)."
         ) from None
+    model = fit_actor_batch(model, signature, batch, source)
     return Actor(model, bind_signature(signature, model, source), source)
 
 
 def from_torch(
-    module: Any, signature: ActorSignature, *, opset: int = 20, exporter: Exporter = "dynamo"
+    module: Any,
+    signature: ActorSignature,
+    *,
+    opset: int = 20,
+    exporter: Exporter = "dynamo",
+    batch: Batch = 1,
 ) -> Actor:
     """Export a torch module with ``torch.onnx.export`` (dynamo by default).
 
     ``forward`` takes the actor inputs in ``signature`` order (the observation or the bound
-    inputs, then each state memory) and returns the actions, then each new state.
+    inputs, then each state memory) and returns the actions, then each new state. At a
+    fixed batch the module is exported at the signature's shapes; ``batch="dynamic"``
+    exports it with a symbolic batch axis (from examples of 2 envs).
     """
     import torch
 
@@ -186,8 +201,12 @@ def from_torch(
     # training flag, or a recurrent state it keeps inside).
     module = _private_copy(module, torch).eval()
     refuse_rsl_rl_model(module)
+    dynamic = batch == DYNAMIC
     examples = tuple(
-        torch.zeros(p.shape, dtype=getattr(torch, "bool" if p.dtype == "bool" else p.dtype))
+        torch.zeros(
+            example_shape(p.shape, p.batch_axis, dynamic),
+            dtype=getattr(torch, "bool" if p.dtype == "bool" else p.dtype),
+        )
         for p in signature.inputs
     )
     lifted = find_internal_state(module, torch, examples)
@@ -199,8 +218,11 @@ def from_torch(
                 "declares state too. Fix: drop the declaration (the inside state becomes memory "
                 "by itself) or export a module with explicit state."
             )
-        module, signature, memories = _lift(lifted, signature)
-        examples = (*examples, *(torch.zeros(m.file_shape) for m in memories))
+        module, signature, memories = _lift(lifted, signature, dynamic)
+        examples = (
+            *examples,
+            *(torch.zeros(example_shape(m.file_shape, m.batch_axis, dynamic)) for m in memories),
+        )
         exporter = "torchscript"  # a generated wrapper: the TorchScript exporter takes it
     check_forward_arity(module, signature, "compile")
     called = ", ".join(f"{p.name}{list(p.shape)}" for p in signature.inputs)
@@ -237,7 +259,7 @@ def from_torch(
         # torch.export (dynamo=True) cannot take a ScriptModule; the TorchScript exporter can.
         exporter = "torchscript"
     try:
-        model = _export(torch, module, examples, signature, opset, exporter)
+        model = _export(torch, module, examples, signature, opset, exporter, dynamic)
     except ActorError:
         raise
     except Exception as exc:  # noqa: BLE001 - the exporter refused the user's network
@@ -249,22 +271,23 @@ def from_torch(
             ".onnx file."
         ) from None
     name = _module_name(lifted.module.inner if lifted is not None else module)
-    actor = from_onnx(model, torch_source(name, exporter), signature)
+    actor = from_onnx(model, torch_source(name, exporter), signature, batch=batch)
     return dataclasses.replace(
         actor, exporter=exporter, module=module, lifted=memories if lifted is not None else ()
     )
 
 
 def _lift(
-    lifted: Lifted, signature: ActorSignature
+    lifted: Lifted, signature: ActorSignature, dynamic: bool = False
 ) -> tuple[Any, ActorSignature, tuple[Memory, ...]]:
     """Program memory for each state tensor found inside the module, and the pure module."""
     batch = signature.inputs[0].shape[0]
+    seen = example_shape((batch,), 0, dynamic)[0]  # the batch of the examples the module ran
     memories: list[Memory] = []
     inputs, outputs = list(signature.inputs), list(signature.outputs)
     for state in lifted.state:
         leaf = re.sub(r"[^A-Za-z0-9_]+", "_", state.path.rsplit(".", 1)[-1]).strip("_") or "state"
-        axis = _batch_axis(state.shape, batch)
+        axis = _batch_axis(state.shape, seen)
         shape = state.shape[:axis] + state.shape[axis + 1 :]
         memory = Memory(
             f"actor.{leaf}",
@@ -273,11 +296,12 @@ def _lift(
             {"lifted_from": state.path, "found_as": lifted.how},
             batch,
             axis,
+            dynamic,
             init=normalize_init(None, shape, batch, "float32", f"actor state {leaf!r}", axis),
         )
         memories.append(memory)
-        inputs.append(ActorPort(f"{leaf}_in", memory.file_shape, memory.key))
-        outputs.append(ActorPort(f"{leaf}_out", memory.file_shape, memory.key))
+        inputs.append(ActorPort(f"{leaf}_in", memory.file_shape, memory.key, batch_axis=axis))
+        outputs.append(ActorPort(f"{leaf}_out", memory.file_shape, memory.key, batch_axis=axis))
     lifted_signature = dataclasses.replace(signature, inputs=tuple(inputs), outputs=tuple(outputs))
     return lifted.module, lifted_signature, tuple(memories)
 
@@ -331,12 +355,19 @@ def _export(
     signature: ActorSignature,
     opset: int,
     exporter: Exporter,
+    dynamic: bool = False,
 ) -> onnx.ModelProto:
     input_names = [p.name for p in signature.inputs]
     output_names = [p.name for p in signature.outputs]
+    # A dynamic batch: one symbolic dimension, at each port's batch axis, in and out.
+    axes = {p.name: {p.batch_axis: BATCH_DIM} for p in (*signature.inputs, *signature.outputs)}
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet_torch():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
+            options: dict[str, Any] = {}
+            if dynamic:
+                envs = torch.export.Dim(BATCH_DIM)
+                options["dynamic_shapes"] = tuple({p.batch_axis: envs} for p in signature.inputs)
             program = torch.onnx.export(
                 module,
                 examples,
@@ -345,6 +376,7 @@ def _export(
                 input_names=input_names,
                 output_names=output_names,
                 verbose=False,
+                **options,
             )
             if program is None:
                 raise ActorError("torch.onnx.export returned no program")
@@ -359,6 +391,7 @@ def _export(
                 opset_version=min(opset, 20),
                 input_names=input_names,
                 output_names=output_names,
+                **({"dynamic_axes": axes} if dynamic else {}),
             )
             model = onnx.load_from_string(buffer.getvalue())
     return model
@@ -376,7 +409,9 @@ def _quiet_torch() -> Any:
         logger.setLevel(level)
 
 
-def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter) -> Actor:
+def _from_path(
+    path: Path, signature: ActorSignature, *, opset: int, exporter: Exporter, batch: Batch
+) -> Actor:
     if path.is_dir():
         raise ActorError(
             f"actor {str(path)!r} is a folder; expected an .onnx or .pt file. "
@@ -393,7 +428,7 @@ def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: E
             raise ActorError(
                 f"actor file {str(path)!r} is not a readable ONNX model: {exc}"
             ) from None
-        return from_onnx(model, repr(str(path)), signature)
+        return from_onnx(model, repr(str(path)), signature, batch=batch)
     if suffix in (".pt", ".pth"):
         try:
             import torch
@@ -403,7 +438,7 @@ def _from_path(path: Path, signature: ActorSignature, *, opset: int, exporter: E
                 "Fix: pip install 'exploy-dsl[torch]', or pass an .onnx actor."
             ) from None
         module = _load_torch_file(path, torch)
-        return from_torch(module, signature, opset=opset, exporter=exporter)
+        return from_torch(module, signature, opset=opset, exporter=exporter, batch=batch)
     raise ActorError(
         f"actor file {str(path)!r} has suffix {suffix!r}; expected .onnx or .pt "
         "(a module saved with torch.save, or TorchScript)."

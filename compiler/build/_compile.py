@@ -14,6 +14,7 @@ import onnx.shape_inference
 
 from compiler.build._actor import Exporter, prepare_actor
 from compiler.build._articulation import target_articulations
+from compiler.build._batch import check_envs
 from compiler.build._exploy_rules import check_program, declared_metadata
 from compiler.build._finite import check_finite
 from compiler.build._fold import fold_observation
@@ -22,11 +23,19 @@ from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._self_test import record_self_test
 from compiler.build._stitch import stitch
-from compiler.build._targets import parse_target, resolve_versions
+from compiler.build._targets import Target, parse_target, resolve_versions
 from compiler.build._verify import serialized, verify_in_onnxruntime
 from compiler.build._write import write_atomic
 from compiler.check._inputs import InputStream
-from exploy_dsl import ArticulationWarning, CompileError, Program, TracedProgram, trace
+from exploy_dsl import (
+    ArticulationWarning,
+    CompileError,
+    Program,
+    TracedProgram,
+    UsageError,
+    trace,
+)
+from exploy_dsl.contract._batch import NOT_FOR_ROBOT, Batch, check_batch
 from exploy_dsl.contract._self_test import SELF_TEST_KEY
 
 DEFAULT_OPSET = 20
@@ -45,6 +54,7 @@ def compile_program(
     stamp: bool = False,
     output: str | os.PathLike[str] | None = None,
     self_test: InputStream | None = None,
+    batch: Batch | None = None,
 ) -> onnx.ModelProto:
     """Trace, check sizes and finiteness, stitch, add initializers and metadata, verify with
     onnx.checker and onnxruntime (one tick of each mode); optionally write.
@@ -55,16 +65,67 @@ def compile_program(
     adds the export date (the one thing that differs between runs). The file is written
     only once everything succeeded, and atomically. ``self_test`` (a few ticks of inputs)
     embeds those inputs and the file's own outputs on them, for ``Runtime.self_test()``.
+
+    ``batch`` (default: the program's, 1) builds a file for evaluating many envs in one call:
+    an int N or ``"dynamic"`` (a symbolic ``batch`` dimension). Every input, output and
+    memory gets the batch dimension; ``ctx.step_count`` stays one scalar, so the envs step in
+    lockstep. Before it is written, the batched file is run with different inputs in every
+    env against the batch-1 file fed each env alone. Such a file is not for exploy's
+    controller (batch 1); ``self_test`` is for robot files and is refused with it.
     """
     chosen = parse_target(target) if target is not None else None
     opset, ir_version = resolve_versions(
         chosen, opset, ir_version, (DEFAULT_OPSET, DEFAULT_IR_VERSION)
     )
+    if batch is not None:
+        spec = check_batch(batch, "compile batch", error=UsageError)
+        source = program.program if isinstance(program, TracedProgram) else program
+        if spec != source.batch_spec:
+            program = source.with_batch(spec)
     traced = program if isinstance(program, TracedProgram) else trace(program)
+    batched = traced.program.batch_spec != 1
+    if batched and self_test is not None:
+        raise UsageError(
+            f"a self-test is for a robot file; program {traced.program.name!r} is compiled at "
+            f"batch {traced.program.batch_spec!r} ({NOT_FOR_ROBOT}). Fix: drop --self-test, or "
+            "compile the robot file (batch 1) with it."
+        )
+    model, data, built = _build(
+        traced, actor, opset, ir_version, chosen, exporter, model_source, stamp, warn=True
+    )
+    if batched:
+        # The robot's file of the same program and actor: what each env must compute alone.
+        robot = trace(traced.program.with_batch(1))
+        _, robot_data, robot_built = _build(
+            robot, actor, opset, ir_version, chosen, exporter, None, False, warn=False
+        )
+        check_envs(data, built, robot_data, robot_built)
+    if self_test is not None:
+        value = record_self_test(data, self_test, built)
+        model.metadata_props.add(key=SELF_TEST_KEY, value=value)
+        data = serialized(model)
+    if output is not None:
+        write_atomic(data, Path(output))
+    return model
+
+
+def _build(
+    traced: TracedProgram,
+    actor: object,
+    opset: int,
+    ir_version: int,
+    chosen: Target | None,
+    exporter: Exporter,
+    model_source: dict[str, Any] | None,
+    stamp: bool,
+    *,
+    warn: bool,
+) -> tuple[onnx.ModelProto, bytes, TracedProgram]:
+    """The verified file (model and bytes) and the program as it carries it."""
     check_program(traced.program)
     for targets in target_articulations(declared_metadata(traced.program)):
-        if targets.differs and targets.group not in traced.program.stated_articulations:
-            warnings.warn(targets.warning(), ArticulationWarning, stacklevel=2)
+        if warn and targets.differs and targets.group not in traced.program.stated_articulations:
+            warnings.warn(targets.warning(), ArticulationWarning, stacklevel=3)
     if model_source is not None and not isinstance(model_source, dict):
         raise CompileError(
             f"model_source must be a dict (stored as a JSON object), got "
@@ -108,10 +169,4 @@ def compile_program(
         ) from None
     data = serialized(model)
     verify_in_onnxruntime(data, traced, opset, ir_version)
-    if self_test is not None:
-        value = record_self_test(data, self_test, traced)
-        model.metadata_props.add(key=SELF_TEST_KEY, value=value)
-        data = serialized(model)
-    if output is not None:
-        write_atomic(data, Path(output))
-    return model
+    return model, data, traced

@@ -11,7 +11,8 @@ import numpy as np
 import exploy_dsl
 from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
 from compiler.build._stage_summary import stage_summaries
-from exploy_dsl import Actor, ActorPort, ObsTerm, TracedProgram
+from exploy_dsl import Actor, ActorPort, Memory, ObsTerm, TracedProgram
+from exploy_dsl.contract._batch import BATCH_DIM, BATCH_KEY, Batch, batch_record
 from exploy_dsl.contract._wires import memory_name
 from exploy_dsl.library._history import RESET_RULE
 
@@ -96,18 +97,22 @@ def _shortest(values: np.ndarray) -> Any:
 
 def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
     program = traced.program
+    batch = (
+        {} if program.batch_spec == 1 else {BATCH_KEY: to_json(batch_record(program.batch_spec))}
+    )
     return {
         "exploy_dsl.version": to_json(exploy_dsl.__version__),
         "exploy_dsl.program": to_json(
             {"name": program.name, "n_obs": traced.n_obs, "n_actions": traced.n_actions}
         ),
+        **batch,
         "exploy_dsl.memory": to_json(
             [
                 {
                     "name": m.name,
-                    "shape": list(m.file_shape),
+                    "shape": list(m.wire_shape),
                     "dtype": m.dtype,
-                    "init": _shortest(m.init),
+                    "init": _shortest(_recorded_init(m, program.batch_spec)),
                 }
                 for m in program.memories
             ]
@@ -120,9 +125,22 @@ def _own_keys(traced: TracedProgram, actor: Actor) -> dict[str, str]:
                 **_observation_extras(traced),
             }
         ),
-        "exploy_dsl.actor": to_json(actor_record(actor)),
+        "exploy_dsl.actor": to_json(actor_record(actor, dynamic=program.dynamic_batch)),
         **_library_keys(traced),
     }
+
+
+def _recorded_init(memory: Memory, batch: Batch) -> np.ndarray:
+    """A memory's initial value as ``exploy_dsl.memory`` records it: in a batched file one
+    env's (batch 1) when every env starts from it, so the key does not grow with the batch."""
+    if batch == 1:
+        return memory.init
+    first = np.take(memory.init, [0], axis=memory.batch_axis)
+    return (
+        first
+        if np.array_equal(np.broadcast_to(first, memory.init.shape), memory.init)
+        else memory.init
+    )
 
 
 def _term_record(t: ObsTerm, traced: TracedProgram) -> dict[str, Any]:
@@ -172,11 +190,15 @@ def _library_keys(traced: TracedProgram) -> dict[str, str]:
     return props
 
 
-def actor_record(actor: Actor) -> dict[str, Any]:
-    """The actor as the file records it: where it came from and how the program calls it."""
+def actor_record(actor: Actor, *, dynamic: bool = False) -> dict[str, Any]:
+    """The actor as the file records it: where it came from and how the program calls it
+    (``dynamic``: at a dynamic batch, whose shapes name the batch dimension ``batch``)."""
 
     def port(p: ActorPort) -> dict[str, Any]:
-        entry: dict[str, Any] = {"name": p.name, "shape": list(p.shape), "dtype": p.dtype}
+        shape: list[int | str] = list(p.shape)
+        if dynamic:
+            shape[p.batch_axis] = BATCH_DIM
+        entry: dict[str, Any] = {"name": p.name, "shape": shape, "dtype": p.dtype}
         entry["binds"] = p.binds
         return entry
 

@@ -35,6 +35,7 @@ class ActorPort:
     stage gathers for this input). ``shape`` and ``dtype`` are those of that value;
     ``actor_shape`` is the actor's own shape when it differs (same elements, reshaped).
     An empty ``name`` is not known yet: it is matched when the actor is loaded.
+    ``batch_axis`` is where the envs are (1 for a recurrent state ``[layers, batch, hidden]``).
     """
 
     name: str
@@ -42,6 +43,7 @@ class ActorPort:
     binds: str
     dtype: str = "float32"
     actor_shape: tuple[int, ...] | None = None
+    batch_axis: int = 0
 
     @property
     def size(self) -> int:
@@ -289,15 +291,15 @@ def bind_signature(expected: ActorSignature, model: onnx.ModelProto, source: str
                     f"{where} {kind} {value.name!r} has shape {dims}; expected [batch, n] with a "
                     "static n. Fix: export with a fixed feature size."
                 )
-            return ActorPort(value.name, (want.shape[0], dims[1]), want.binds, want.dtype)
+            return dataclasses.replace(want, name=value.name, shape=(want.shape[0], dims[1]))
         concrete = [
             d if isinstance(d, int) else (want.shape[i] if i < len(want.shape) else -1)
             for i, d in enumerate(dims)
         ]
         if tuple(concrete) == want.shape:
-            return ActorPort(value.name, want.shape, want.binds, want.dtype)
+            return dataclasses.replace(want, name=value.name, actor_shape=None)
         if all(d > 0 for d in concrete) and int(np.prod(concrete)) == want.elements:
-            return ActorPort(value.name, want.shape, want.binds, want.dtype, tuple(concrete))
+            return dataclasses.replace(want, name=value.name, actor_shape=tuple(concrete))
         raise ActorError(
             f"{where} {kind} {value.name!r} has shape {dims}, but the program binds it to "
             f"{describe_binding(want.binds)} of shape {list(want.shape)}. Fix: declare "

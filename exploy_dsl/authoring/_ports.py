@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from exploy_dsl._errors import DeclarationError
+from exploy_dsl.contract._batch import BATCH_DIM
 from exploy_dsl.contract._wires import memory_in, memory_key, memory_out
 
 DType = Literal["float32", "int32", "bool"]
@@ -92,12 +94,30 @@ class Port:
     metadata: dict[str, Any] | None = None
     batch: int = 1
     batch_axis: int = 0
+    # The file's batch dimension is symbolic ('batch'); ``batch`` is then 1: one env's value.
+    dynamic_batch: bool = False
     kind: ClassVar[str] = "port"
 
     @property
     def file_shape(self) -> tuple[int, ...]:
-        """The shape in the ONNX file: the batch dimension at ``batch_axis`` (first by default)."""
+        """The shape of the port's value: the batch dimension at ``batch_axis`` (first by
+        default). With a dynamic batch, one env's (batch 1); ``wire_shape`` is the file's."""
         return with_batch(self.shape, self.batch, self.batch_axis)
+
+    @property
+    def wire_shape(self) -> tuple[int | str, ...]:
+        """The shape the file declares: ``file_shape``, the batch dimension named ``batch``
+        when it is dynamic."""
+        batch: int | str = BATCH_DIM if self.dynamic_batch else self.batch
+        return (*self.shape[: self.batch_axis], batch, *self.shape[self.batch_axis :])
+
+    def fits(self, shape: object) -> bool:
+        """Whether a traced value's shape can be this port's: same rank, every known dimension
+        equal (a batched file is also run against the batch-1 file before it is written)."""
+        expected = self.wire_shape
+        if not isinstance(shape, tuple) or len(shape) != len(expected):
+            return False
+        return all(dim is None or dim == want for dim, want in zip(shape, expected, strict=True))
 
     @property
     def np_dtype(self) -> np.dtype[Any]:
@@ -156,6 +176,28 @@ class Memory(Port):
     @property
     def metadata_key(self) -> str:
         return memory_key(self.name)
+
+
+def rebatched(port: Port, batch: int, dynamic: bool, what: str) -> Port:
+    """``port`` at another batch (``dynamic``: symbolic, one env's value); a memory's initial
+    value is one env's, repeated (a memory whose envs start differently cannot be rebatched)."""
+    size = 1 if dynamic else batch
+    if not isinstance(port, Memory):
+        return dataclasses.replace(port, batch=size, dynamic_batch=dynamic)
+    init = np.asarray(port.init)
+    first = np.take(init, [0], axis=port.batch_axis)
+    if not np.array_equal(np.broadcast_to(first, init.shape), init):
+        raise DeclarationError(
+            f"{what}: memory {port.name!r} starts from a different value in each of its "
+            f"{port.batch} envs, so there is no one env's value to give "
+            f"{'every' if dynamic else batch} envs. Fix: declare the initial value of one "
+            f"env (shape {list(port.shape)}), which every env starts from."
+        )
+    value = np.ascontiguousarray(
+        np.broadcast_to(first, with_batch(port.shape, size, port.batch_axis))
+    )
+    value.setflags(write=False)
+    return dataclasses.replace(port, batch=size, dynamic_batch=dynamic, init=value)
 
 
 def with_batch(shape: tuple[int, ...], batch: int, axis: int = 0) -> tuple[int, ...]:

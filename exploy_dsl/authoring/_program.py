@@ -28,8 +28,10 @@ from exploy_dsl.authoring._ports import (
     normalize_init,
     normalize_metadata,
     normalize_shape,
+    rebatched,
 )
 from exploy_dsl.authoring._robot import RobotVocabulary
+from exploy_dsl.contract._batch import DYNAMIC, Batch, check_batch
 from exploy_dsl.contract._wires import OBS
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -127,7 +129,7 @@ class Program(RobotVocabulary):
         decimation: int,
         sim_dt: float,
         metadata: dict[str, Any] | None = None,
-        batch: int = 1,
+        batch: Batch = 1,
     ) -> None:
         self.name = check_name(name, "program")
         self.decimation = check_int(
@@ -149,7 +151,10 @@ class Program(RobotVocabulary):
             inclusive=False,
             fix="e.g. sim_dt=0.005 (seconds per tick) for a 200 Hz control loop",
         )
-        self.batch = check_int(batch, f"program {name!r}: batch")
+        spec = check_batch(batch, f"program {name!r}: batch")
+        # Ports are declared at ``batch`` (1, one env's, when the batch is dynamic).
+        self.batch = 1 if spec == DYNAMIC else spec
+        self.dynamic_batch = spec == DYNAMIC
         meta = normalize_metadata(metadata, f"program {name!r}") or {}
         for key in meta:
             if key in RESERVED_METADATA_KEYS or key.startswith("exploy_dsl."):
@@ -163,6 +168,8 @@ class Program(RobotVocabulary):
         self._stages: dict[str, Stage] = {}
         self._actor = ActorDeclaration()
         self._sealed = False
+        # Ports this program's ports were made from by with_batch: a stage may read the user's.
+        self._aliases: dict[str, tuple[Port, ...]] = {}
         # Joint-target groups declared with joint_targets(articulation=...): stated, not implied.
         self._stated_articulations: set[str] = set()
 
@@ -174,7 +181,8 @@ class Program(RobotVocabulary):
         """
         copy = object.__new__(type(self))
         copy.name, copy.decimation, copy.sim_dt = self.name, self.decimation, self.sim_dt
-        copy.batch = self.batch
+        copy.batch, copy.dynamic_batch = self.batch, self.dynamic_batch
+        copy._aliases = dict(self._aliases)
         copy.metadata = json.loads(json.dumps(self.metadata))
         copy._ports = dict(self._ports)
         copy._groups = {n: Group(g.name, g.metadata, copy) for n, g in self._groups.items()}
@@ -203,6 +211,7 @@ class Program(RobotVocabulary):
             normalize_dtype(dtype, what),
             normalize_metadata(metadata, what),
             self.batch,
+            dynamic_batch=self.dynamic_batch,
         )
         self._ports[name] = port
         return port
@@ -224,6 +233,7 @@ class Program(RobotVocabulary):
             normalize_dtype(dtype, what),
             normalize_metadata(metadata, what),
             self.batch,
+            dynamic_batch=self.dynamic_batch,
         )
         self._ports[name] = port
         return port
@@ -256,6 +266,7 @@ class Program(RobotVocabulary):
             normalize_metadata(metadata, what),
             self.batch,
             axis,
+            self.dynamic_batch,
             init=normalize_init(init, shape_t, self.batch, dtype_n, what, axis),
         )
         self._ports[name] = port
@@ -439,9 +450,57 @@ class Program(RobotVocabulary):
     def port(self, name: str) -> Port | None:
         return self._ports.get(name)
 
+    def owns(self, port: Port) -> bool:
+        """Whether ``port`` is this program's, or the one it was made from by ``with_batch``
+        (a stage written for the program reads the ports its author declared)."""
+        return self._ports.get(port.name) is port or any(
+            alias is port for alias in self._aliases.get(port.name, ())
+        )
+
+    @property
+    def batch_spec(self) -> Batch:
+        """The batch the file gets: an int (1, the robot's, by default) or ``"dynamic"``."""
+        return DYNAMIC if self.dynamic_batch else self.batch
+
+    def with_batch(self, batch: Batch) -> Program:
+        """A sealed copy for ``batch`` envs evaluated in one call (``"dynamic"``: any number).
+
+        Every port gets the batch dimension (at a memory's ``batch_axis``); each memory starts
+        from one env's initial value in every env. The stages are the same functions and read
+        the same ports: ``v[joints.pos]`` is ``[batch, 12]`` once traced. ``ctx.step_count``
+        stays one scalar, so all envs step in lockstep. The robot file is batch 1.
+        """
+        spec = check_batch(batch, f"program {self.name!r}: with_batch")
+        copy = self.sealed()
+        if spec == self.batch_spec:
+            return copy
+        size = 1 if spec == DYNAMIC else spec
+        dynamic = spec == DYNAMIC
+        what = f"program {self.name!r} at batch {spec}"
+        for name, port in self._ports.items():
+            copy._ports[name] = rebatched(port, size, dynamic, what)
+            copy._aliases[name] = (*self._aliases.get(name, ()), port)
+        copy.batch, copy.dynamic_batch = size, dynamic
+        declaration = self._actor
+
+        def mine(port: Any) -> Any:
+            return copy._ports[port.name] if isinstance(port, Port) else port
+
+        copy._actor = ActorDeclaration(
+            None
+            if declaration.inputs is None
+            else tuple((n, mine(b)) for n, b in declaration.inputs),
+            tuple(
+                ActorState(mine(s.memory), s.input_name, s.output_name) for s in declaration.state
+            ),
+            declaration.actions,
+        )
+        return copy
+
     def __repr__(self) -> str:
+        batch = f"batch={self.batch_spec!r}, " if self.batch_spec != 1 else ""
         return (
-            f"Program({self.name!r}, decimation={self.decimation}, sim_dt={self.sim_dt}, "
+            f"Program({self.name!r}, decimation={self.decimation}, sim_dt={self.sim_dt}, {batch}"
             f"{len(self.inputs)} inputs, {len(self.outputs)} outputs, {len(self.memories)} memory)"
         )
 
@@ -451,6 +510,7 @@ class Program(RobotVocabulary):
         """A sealed copy with more memory (an actor's state lifted out of a torch module)."""
         copy = self.sealed()
         for memory in memories:
+            memory = copy._adopt(memory)
             if memory.name in copy._ports:
                 raise DeclarationError(
                     f"memory {memory.name!r}, where the actor's own state goes, is already "
@@ -465,8 +525,16 @@ class Program(RobotVocabulary):
         copy = self.sealed()
         for memory in memories:
             copy._check_free(memory.name, f"{what}: generated memory {memory.name!r}")
-            copy._ports[memory.name] = memory
+            copy._ports[memory.name] = copy._adopt(memory)
         return copy
+
+    def _adopt(self, memory: Memory) -> Memory:
+        """A generated memory made at ``self.batch`` marked dynamic when this program is."""
+        if memory.dynamic_batch == self.dynamic_batch:
+            return memory
+        adopted = rebatched(memory, self.batch, self.dynamic_batch, f"program {self.name!r}")
+        assert isinstance(adopted, Memory)
+        return adopted
 
     def _check_open(self, what: str) -> None:
         if self._sealed:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,10 +18,11 @@ from exploy_dsl._errors import ExployDslError, StageError
 from exploy_dsl.authoring._actor import ActorPort, ActorSignature
 from exploy_dsl.authoring._models import ModelCall, begin_model_calls, end_model_calls
 from exploy_dsl.authoring._operators import constant_like, operators
-from exploy_dsl.authoring._ports import Input, Memory, Output, Port
+from exploy_dsl.authoring._ports import Input, Memory, Output, Port, with_batch
 from exploy_dsl.authoring._program import Program, Stage
 from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
+from exploy_dsl.contract._batch import BATCH_DIM
 from exploy_dsl.contract._tick import USER_STAGES, spec
 from exploy_dsl.contract._wires import ACTIONS, OBS, actor_input, memory_key, stage_output
 from exploy_dsl.library._history import (
@@ -38,6 +39,7 @@ from exploy_dsl.library._normalizer import Normalizer
 from exploy_dsl.library._records import (
     LibraryStep,
     begin_library_steps,
+    caller,
     end_library_steps,
     library_writes,
 )
@@ -54,6 +56,7 @@ class Term:
     scale: float | Sequence[float] | None = None
     clip: tuple[float, float] | None = None
     history: int | History | None = None
+    at: str | None = field(default=None, compare=False)  # the user's file:line, from term()
 
     def __post_init__(self) -> None:
         # Checked when the term is made, inside the user's stage, so the error names its line.
@@ -87,7 +90,7 @@ def term(
     frame holds the first observation. ``history=exploy_dsl.History(N, order="newest_first")``
     reverses the frames. Its memory is generated (``memory.history.<name>``).
     """
-    return Term(name, value, scale, clip, history)
+    return Term(name, value, scale, clip, history, caller())
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +216,19 @@ class TracedProgram:
         }
         shapes.update({p.wire: p.file_shape for p in self.program.outputs})
         shapes.update({m.wire_out: m.file_shape for m in self.program.memories})
+        return shapes
+
+    def output_wire_shapes(self) -> dict[str, tuple[int | str, ...]]:
+        """``output_shapes`` as the file declares them: a dynamic batch is named ``batch``."""
+        program = self.program
+        if not program.dynamic_batch:
+            return dict(self.output_shapes())
+        shapes: dict[str, tuple[int | str, ...]] = {
+            ACTIONS: (BATCH_DIM, self.n_actions),
+            OBS: (BATCH_DIM, self.n_obs),
+        }
+        shapes.update({p.wire: p.wire_shape for p in program.outputs})
+        shapes.update({m.wire_out: m.wire_shape for m in program.memories})
         return shapes
 
 
@@ -388,7 +404,10 @@ def _trace_observations(
             program = program.with_generated_memories(generated, f"{where} history")
             values.rebind(program)
             started = values[memory_key(STARTED)]
-            writes[memory_key(STARTED)] = op.const(np.ones((program.batch, 1), np.bool_))
+            ones = op.const(np.ones((program.batch, 1), np.bool_))
+            writes[memory_key(STARTED)] = (
+                values.expand_batch(ones) if program.dynamic_batch else ones
+            )
         terms: list[ObsTerm] = []
         if frame_major is not None:
             h = frame_major
@@ -573,7 +592,11 @@ def _expected_signature(
         for name, binding in declaration.inputs:
             if isinstance(binding, Port):
                 key = binding.key if isinstance(binding, Memory) else binding.name
-                inputs.append(ActorPort(name, binding.file_shape, key, binding.dtype))
+                inputs.append(
+                    ActorPort(
+                        name, binding.file_shape, key, binding.dtype, batch_axis=binding.batch_axis
+                    )
+                )
             elif binding == OBS:
                 inputs.append(ActorPort(name, (batch, n_obs), OBS))
             else:
@@ -588,8 +611,9 @@ def _expected_signature(
     ]
     for state in declaration.state:
         memory = state.memory
-        inputs.append(ActorPort(state.input_name, memory.file_shape, memory.key))
-        outputs.append(ActorPort(state.output_name, memory.file_shape, memory.key))
+        axis = memory.batch_axis
+        inputs.append(ActorPort(state.input_name, memory.file_shape, memory.key, batch_axis=axis))
+        outputs.append(ActorPort(state.output_name, memory.file_shape, memory.key, batch_axis=axis))
     position = declaration.actions if isinstance(declaration.actions, int) else None
     return ActorSignature(tuple(inputs), tuple(outputs), actions_position=position)
 
@@ -604,7 +628,8 @@ def _as_term(item: object, stage: Stage) -> Term:
 
 
 def _term_var(program: Program, t: Term, stage: Stage) -> Var:
-    context = f"{stage.label} ({stage.location}) term {t.name!r}"
+    where = f"at {t.at}" if t.at else stage.location
+    context = f"{stage.label} ({where}) term {t.name!r}"
     var = t.value if isinstance(t.value, Var) else None
     if var is None:
         try:
@@ -621,18 +646,30 @@ def _term_var(program: Program, t: Term, stage: Stage) -> Var:
             "Fix: op.cast(x, to=np.float32)."
         )
     shape = tensor.shape
+    batch: int | str = BATCH_DIM if program.dynamic_batch else program.batch
     if (
         shape is None
         or len(shape) != 2
-        or shape[0] != program.batch
+        or not (shape[0] == batch or (program.dynamic_batch and shape[0] is None))
         or not isinstance(shape[1], int)
     ):
         raise StageError(
             f"{context} has shape {_fmt_shape(shape)}; "
-            f"expected [{program.batch}, n] with a static n. "
-            "Fix: reshape the term, e.g. op.reshape(x, op.const(np.array([1, -1])))."
+            f"expected [{batch}, n] with a static n. {_reshape_fix(program)}"
         )
     return var
+
+
+def _reshape_fix(program: Program) -> str:
+    """How to fix a value of the wrong shape; at a batch other than 1, keep the batch axis."""
+    if program.batch_spec == 1:
+        return "Fix: reshape the term, e.g. op.reshape(x, op.const(np.array([1, -1])))."
+    return (
+        f"The program is traced at batch {program.batch_spec!r}: a shape written for batch 1 "
+        "(a reshape to [1, ...], a slice or reduction over axis 0) mixes or drops envs. Fix: "
+        "keep the batch axis first and never index it, e.g. "
+        "op.reshape(x, op.const(np.array([-1, n])))."
+    )
 
 
 def _term_scale(t: Term, size: int, stage: Stage) -> tuple[float, ...] | None:
@@ -656,7 +693,8 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     values = Values(program, stage.label)
     extra: list[Var] = []
     if n_actions is not None:
-        extra.append(argument(Tensor(np.float32, (program.batch, n_actions))))
+        batch: int | str = BATCH_DIM if program.dynamic_batch else program.batch
+        extra.append(argument(Tensor(np.float32, (batch, n_actions))))
     result = _call(stage, values, *extra)
     if result is None:  # only what library steps write (joint_position_action, filters)
         result = {}
@@ -688,8 +726,9 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
                     f"{stage.label} ({stage.location}) writes {port.name!r} twice "
                     "(by object and by name?)."
                 )
-            outputs[name] = _written_var(program, port, value, stage)
-        for step, memory, var in library_writes():
+            outputs[name] = _written_var(values, port, value, stage)
+        for step, held, var in library_writes():
+            memory = resolve(program, held, f"{stage.label} ({stage.location}) {step.step}")
             name = graph_name(memory)
             if name in outputs:
                 written = "twice" if step.step in ("low_pass", "rate_limit") else "again"
@@ -699,7 +738,7 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
                     "state there, so the stage may neither return it nor call that filter "
                     "twice. Fix: call the filter once, and return other memory."
                 )
-            outputs[name] = _written_var(program, memory, var, stage)
+            outputs[name] = _written_var(values, memory, var, stage)
     if not outputs and stage.kind == "process_actions":
         raise StageError(
             f"{stage.label} ({stage.location}) writes no memory, so the actor's actions are "
@@ -719,8 +758,9 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     return _build(stage, args, outputs)
 
 
-def _written_var(program: Program, port: Port, value: object, stage: Stage) -> Var:
+def _written_var(values: Values, port: Port, value: object, stage: Stage) -> Var:
     context = f"{stage.label} ({stage.location}) write to {port.name!r}"
+    program = values.program
     if not isinstance(value, Var):
         arr = np.asarray(value) if not isinstance(value, (bool, int, float)) else value
         try:
@@ -728,8 +768,18 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
         except ValueError:
             raise StageError(
                 f"{context}: constant of shape {list(np.shape(arr))} does not fit "
-                f"{list(port.file_shape)}."
+                f"{list(port.wire_shape)}."
             ) from None
+        if program.batch_spec != 1:
+            # One env's constant, repeated: a batched file does not hold N copies of it.
+            one = with_batch(port.shape, 1, port.batch_axis)
+            try:
+                single = np.broadcast_to(arr, one)
+            except ValueError:
+                single = None  # a value per env: kept as it is
+            if single is not None:
+                constant = constant_like(np.array(single), port.np_dtype, context)
+                return values.expand_batch(constant, port.batch_axis)
         return constant_like(np.array(broadcast), port.np_dtype, context)
     tensor = value.unwrap_tensor()
     if np.dtype(tensor.dtype) != port.np_dtype:
@@ -739,16 +789,21 @@ def _written_var(program: Program, port: Port, value: object, stage: Stage) -> V
             f"{port.dtype}. Fix: op.cast(x, to=np.{np_name})."
         )
     shape = tensor.shape
-    expected = port.file_shape
+    expected = port.wire_shape
     if (
         shape is None
         or len(shape) != len(expected)
         or any(isinstance(d, int) and d != e for d, e in zip(shape, expected, strict=True))
+        or (program.batch_spec != 1 and not port.fits(shape))
     ):
+        fix = (
+            "Fix: compute a value of exactly that shape (op.expand / op.reshape / slicing)."
+            if program.batch_spec == 1
+            else _reshape_fix(program)
+        )
         raise StageError(
             f"{context}: value has shape {_fmt_shape(shape)}, the {port.kind} is declared "
-            f"{list(expected)}. Fix: compute a value of exactly that shape "
-            "(op.expand / op.reshape / slicing)."
+            f"{list(expected)}. {fix}"
         )
     return value
 
@@ -801,4 +856,4 @@ def _check_stateful_steps(graphs: Mapping[str, StageGraph]) -> None:
 def _fmt_shape(shape: object) -> str:
     if shape is None:
         return "unknown"
-    return "[" + ", ".join("?" if not isinstance(d, int) else str(d) for d in shape) + "]"  # type: ignore[attr-defined]
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"  # type: ignore[attr-defined]

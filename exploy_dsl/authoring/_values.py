@@ -33,12 +33,12 @@ def resolve(program: Program, key: object, context: str) -> Port:
     if isinstance(held, Memory) and not isinstance(key, Port):
         key = held
     if isinstance(key, Port):
-        if program.port(key.name) is not key:
+        if not program.owns(key):
             raise StageError(
                 f"{context}: {key!r} is not a port of program {program.name!r} "
                 "(declared on another Program?). Fix: use the ports this program declared."
             )
-        return key
+        return program.port(key.name)  # type: ignore[return-value]
     if isinstance(key, str):
         name = memory_name(key) if is_memory(key) else key
         port = program.port(name)
@@ -75,10 +75,42 @@ class Values(Mapping[object, Var]):
                 self._args[STEP_COUNT] = argument(Tensor(np.int32, ()))
             column = op.reshape(self._args[STEP_COUNT], op.const(np.array([1, 1], np.int64)))
             batch = self._program.batch
-            if batch > 1:
-                column = op.expand(column, op.const(np.array([batch, 1], np.int64)))
+            if self._program.dynamic_batch or batch > 1:
+                column = self.expand_batch(column)
             self._derived["tick"] = column
         return self._derived["tick"]
+
+    def batch_size(self) -> Var:
+        """int64 ``[1]``: the number of envs. With a dynamic batch it is read from the first
+        declared input or memory (so the stage reads that port)."""
+        if "batch" not in self._derived:
+            program = self._program
+            if not program.dynamic_batch:
+                self._derived["batch"] = op.const(np.array([program.batch], np.int64))
+            else:
+                carrier = next((p for p in program.ports if not isinstance(p, Output)), None)
+                if carrier is None:
+                    raise StageError(
+                        f"{self._label}: program {program.name!r} has a dynamic batch but no "
+                        "input or memory to take the number of envs from. Fix: compile it "
+                        "with a fixed batch (--batch N)."
+                    )
+                axis = carrier.batch_axis
+                self._derived["batch"] = op.shape(self[carrier], start=axis, end=axis + 1)
+        return self._derived["batch"]
+
+    def expand_batch(self, value: Var, axis: int = 0) -> Var:
+        """``value`` (size 1 on the batch axis ``axis``) repeated for every env."""
+        rank = len(value.unwrap_tensor().shape or ())
+        if self._program.dynamic_batch:
+            before = op.const(np.ones(axis, np.int64))
+            after = op.const(np.ones(rank - axis - 1, np.int64))
+            shape = op.concat([before, self.batch_size(), after], axis=0)
+        else:
+            dims = np.ones(rank, np.int64)
+            dims[axis] = self._program.batch
+            shape = op.const(dims)
+        return op.expand(value, shape)
 
     @property
     def time(self) -> Var:
@@ -106,7 +138,7 @@ class Values(Mapping[object, Var]):
             )
         name = graph_name(port)
         if name not in self._args:
-            self._args[name] = argument(Tensor(port.np_dtype, port.file_shape))
+            self._args[name] = argument(Tensor(port.np_dtype, port.wire_shape))
         return self._args[name]
 
     def __iter__(self) -> Iterator[object]:

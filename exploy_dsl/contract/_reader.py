@@ -7,6 +7,7 @@ from its serialized bytes, so every source goes through the same reader.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -17,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from exploy_dsl._errors import FileContractError
+from exploy_dsl._checks import check_int
+from exploy_dsl._errors import FileContractError, UsageError
+from exploy_dsl.contract._batch import BATCH_DIM, DYNAMIC, Batch, recorded_batch
 from exploy_dsl.contract._codec import decode_json
 from exploy_dsl.contract._graphs import default_opset
 from exploy_dsl.contract._protobuf import (
@@ -52,15 +55,34 @@ _DTYPES: dict[int, str] = {FLOAT: "float32", INT32: "int32", BOOL: "bool"}
 
 @dataclass(frozen=True, slots=True)
 class Wire:
-    """One graph input or output: name, static shape, dtype."""
+    """One graph input or output: name, static shape, dtype.
+
+    In a dynamic-batch file ``batch_axis`` is where the symbolic ``batch`` dimension is;
+    ``shape`` has one env there (1), or the envs a runtime runs (``FileContract.at_batch``).
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
+    batch_axis: int | None = None
 
     @property
     def np_dtype(self) -> np.dtype[Any]:
         return np.dtype(np.bool_) if self.dtype == "bool" else np.dtype(self.dtype)
+
+    @property
+    def declared_shape(self) -> list[int | str]:
+        """The shape as the file declares it: ``batch`` where the batch is symbolic."""
+        shape: list[int | str] = list(self.shape)
+        if self.batch_axis is not None:
+            shape[self.batch_axis] = BATCH_DIM
+        return shape
+
+    def at_batch(self, envs: int) -> Wire:
+        if self.batch_axis is None:
+            return self
+        shape = (*self.shape[: self.batch_axis], envs, *self.shape[self.batch_axis + 1 :])
+        return dataclasses.replace(self, shape=shape)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -79,10 +101,47 @@ class FileContract:
     metadata: dict[str, str]
     opset: int
     ir_version: int
+    # 1 (the robot's), N envs, or "dynamic" (exploy_dsl.batch); ``envs`` is how many envs the
+    # wires' shapes hold: with a dynamic batch 1 (one env's) until ``at_batch`` says otherwise.
+    batch: Batch = 1
+    envs: int = 1
 
     @property
     def memory_names(self) -> tuple[str, ...]:
         return tuple(memory_name(w.name) for w in self.memory)
+
+    def at_batch(self, envs: int | None, what: str = "batch") -> FileContract:
+        """The contract for ``envs`` envs. A dynamic-batch file takes any number (its
+        initial values, one env's, repeated for each); any other file its own, or None."""
+        if self.batch != DYNAMIC:
+            if envs is not None and envs != self.batch:
+                raise UsageError(
+                    f"{what}={envs} but the file is compiled for batch {self.batch}; its shapes "
+                    f"are static. Fix: {what}={self.batch} (or leave it out), or compile the "
+                    "program with --batch dynamic."
+                )
+            return self
+        if envs is None:
+            raise UsageError(
+                f"the file has a dynamic batch: it runs any number of envs, chosen when it "
+                f"runs. Fix: say how many, e.g. {what}=4096."
+            )
+        envs = check_int(envs, what, error=UsageError)
+        initial = {}
+        for wire in self.memory:
+            value = self.initial_values[wire.name]
+            axis = wire.batch_axis
+            initial[wire.name] = value if axis is None else np.repeat(value, envs, axis=axis)
+        return dataclasses.replace(
+            self,
+            inputs=tuple(w.at_batch(envs) for w in self.inputs),
+            outputs=tuple(w.at_batch(envs) for w in self.outputs),
+            memory=tuple(w.at_batch(envs) for w in self.memory),
+            initial_values=initial,
+            actions=self.actions.at_batch(envs),
+            obs=self.obs.at_batch(envs),
+            envs=envs,
+        )
 
     def json_metadata(self, key: str) -> Any:
         """A metadata value decoded as JSON, or a FileContractError naming the key."""
@@ -185,8 +244,10 @@ def _contract_of(info: ModelInfo, source: str) -> FileContract:
             "expected decimation >= 1 and finite positive rates. Fix: recompile it."
         )
     _check_json_keys(metadata, source)
-    wires_in = [_wire(v, source, "input") for v in info.inputs]
-    wires_out = [_wire(v, source, "output") for v in info.outputs]
+    batch = recorded_batch(metadata)
+    dynamic = batch == DYNAMIC
+    wires_in = [_wire(v, source, "input", dynamic) for v in info.inputs]
+    wires_out = [_wire(v, source, "output", dynamic) for v in info.outputs]
     by_in = {w.name: w for w in wires_in}
     by_out = {w.name: w for w in wires_out}
     step = by_in.get(STEP_COUNT)
@@ -257,6 +318,8 @@ def _contract_of(info: ModelInfo, source: str) -> FileContract:
         metadata,
         int(opset),
         int(info.ir_version),
+        batch,
+        1 if batch == DYNAMIC else batch,
     )
 
 
@@ -303,7 +366,7 @@ def _parse_number(metadata: dict[str, str], key: str, kind: type, source: str) -
         ) from None
 
 
-def _wire(value: ValueInfo, source: str, what: str) -> Wire:
+def _wire(value: ValueInfo, source: str, what: str, dynamic: bool = False) -> Wire:
     if value.elem_type is None:
         raise FileContractError(f"{source}: {what} {value.name!r} is not a tensor.")
     dtype = _DTYPES.get(value.elem_type)
@@ -317,14 +380,21 @@ def _wire(value: ValueInfo, source: str, what: str) -> Wire:
             f"{source}: {what} {value.name!r} has no shape (unknown rank); exploy's controller "
             "needs static shapes. Fix: recompile it."
         )
-    for dim in value.dims:
+    dims = []
+    batch_axis = None
+    for axis, dim in enumerate(value.dims):
         if isinstance(dim, str):
+            if dynamic and dim == BATCH_DIM and batch_axis is None:
+                batch_axis = axis  # one env's shape until a runtime says how many
+                dims.append(1)
+                continue
             raise FileContractError(
                 f"{source}: {what} {value.name!r} has a symbolic dimension "
                 f"{dim or '?'!r}; exploy's controller needs static shapes. "
                 "Fix: recompile with a fixed batch size."
             )
-    return Wire(value.name, tuple(int(d) for d in value.dims), dtype)
+        dims.append(int(dim))
+    return Wire(value.name, tuple(dims), dtype, batch_axis)
 
 
 def _short_repr(value: object, limit: int = 60) -> str:

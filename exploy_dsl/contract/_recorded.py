@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from exploy_dsl._errors import FileContractError
+from exploy_dsl.contract._batch import BATCH_DIM, BATCH_KEY, DYNAMIC
 from exploy_dsl.contract._wires import JOINT_GROUP, JOINT_POS_COMMAND, JOINT_TARGET_GROUP
 
 # A schema is a function (value, path) -> None | (path, expected): the first mismatch.
@@ -136,15 +137,23 @@ _STAGE = record(
     },
 )
 
-_ACTOR_PORT = record({"name": STR, "shape": list_of(COUNT), "dtype": STR, "binds": STR})
+# A dimension of a wire a file records: a size, or the symbolic batch of a dynamic-batch file.
+WIRE_DIM = _kind(
+    lambda v: v == BATCH_DIM or (type(v) is int and v >= 0), f"an int >= 0 or {BATCH_DIM!r}"
+)
+BATCH_SIZE = _kind(
+    lambda v: v == DYNAMIC or (type(v) is int and v >= 1), f"an int >= 1 or {DYNAMIC!r}"
+)
+_ACTOR_PORT = record({"name": STR, "shape": list_of(WIRE_DIM), "dtype": STR, "binds": STR})
 
 # Our own keys (compiler/build/_metadata.py writes them), by key.
 OWN_KEYS: dict[str, Schema] = {
     "exploy_dsl.version": STR,
     "exploy_dsl.target": STR,
     "exploy_dsl.program": record({"name": STR}, {"n_obs": COUNT, "n_actions": COUNT}),
+    BATCH_KEY: record({"size": BATCH_SIZE}, {"lockstep": BOOL, "robot": BOOL}),
     "exploy_dsl.memory": list_of(
-        record({"name": STR, "shape": list_of(COUNT), "dtype": STR}, {"init": ANY})
+        record({"name": STR, "shape": list_of(WIRE_DIM), "dtype": STR}, {"init": ANY})
     ),
     "exploy_dsl.observation": record(
         {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -80,7 +81,7 @@ def _bind(own: ActorSignature, expected: ActorSignature) -> ActorSignature:
                     f"actor's takes or gives {got}. Fix: pass the actor the program was "
                     "compiled with."
                 )
-            bound.append(ActorPort(have.name, want.shape, want.binds, want.dtype, have.actor_shape))
+            bound.append(dataclasses.replace(want, name=have.name, actor_shape=have.actor_shape))
         return tuple(bound)
 
     return ActorSignature(ports(own.inputs, expected.inputs), ports(own.outputs, expected.outputs))

@@ -24,7 +24,9 @@ class Runtime:
     """Owns the tick counter and the memory; ``step(inputs)`` returns named outputs.
 
     ``first_tick=0`` is our convention (the first call after a reset is a policy step);
-    exploy's C++ controller adds 1 before each call, i.e. ``first_tick=1``.
+    exploy's C++ controller adds 1 before each call, i.e. ``first_tick=1``. ``batch`` is the
+    number of envs a dynamic-batch file runs (``compile --batch dynamic``; required there);
+    a batched file steps every env at once, on one tick counter, and ``reset()`` resets all.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class Runtime:
         *,
         threads: int = 1,
         first_tick: int = 0,
+        batch: int | None = None,
     ) -> None:
         threads = check_int(
             threads, "Runtime(threads=...)", fix="e.g. threads=1", error=RuntimeInputError
@@ -46,7 +49,9 @@ class Runtime:
         )
         data = model_bytes(source)
         label = repr(str(source)) if isinstance(source, (str, os.PathLike)) else "model"
-        self.contract: FileContract = read_contract(data, label)
+        self.contract: FileContract = read_contract(data, label).at_batch(
+            batch, "the batch (Runtime(batch=N), exploy-dsl run --batch N)"
+        )
         self._label = label
         _refuse_non_finite_initial_values(self.contract, label)
         self._session = load_session(data, label, threads=threads)
