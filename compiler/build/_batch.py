@@ -76,13 +76,19 @@ def fit_actor_batch(
     original does on each env alone; otherwise an ActorError says how to re-export it."""
     if batch == 1:
         return model
-    one = ActorSignature(
-        tuple(_one_env(p) for p in expected.inputs),
-        tuple(_one_env(p) for p in expected.outputs),
-        expected.dropped,
-        expected.actions_position,
-    )
-    bound = bind_signature(one, model, source)  # names, and the errors of a wrong signature
+    try:  # an actor of this batch (or a symbolic one)
+        bound = bind_signature(expected, model, source)
+    except ActorError as exc:
+        one = ActorSignature(
+            tuple(_one_env(p) for p in expected.inputs),
+            tuple(_one_env(p) for p in expected.outputs),
+            expected.dropped,
+            expected.actions_position,
+        )
+        try:  # an actor exported for batch 1, the robot's
+            bound = bind_signature(one, model, source)
+        except ActorError:
+            raise exc from None
     values = {v.name: v for v in (*model.graph.input, *model.graph.output)}
     fixed = []
     for port in (*bound.inputs, *bound.outputs):
@@ -203,7 +209,7 @@ def check_envs(
         at = program.with_batch(envs) if program.dynamic_batch else program
         stream = random_stream(at, ticks, seed=envs)
         memory = {m.wire_in: np.array(m.init) for m in at.memories}
-        found = _first_difference(session, alone, names, at, stream.inputs, memory, ticks)
+        found = _first_difference(session, alone, names, traced, at, stream.inputs, memory, ticks)
         if found is not None:
             raise _refusal(found, envs, traced, ElementNames(robot_traced, {}))
 
@@ -212,6 +218,7 @@ def _first_difference(
     session: ort.InferenceSession,
     alone: ort.InferenceSession,
     names: Sequence[str],
+    traced: TracedProgram,
     program: Program,
     inputs: Mapping[str, np.ndarray],
     memory: dict[str, np.ndarray],
@@ -222,8 +229,11 @@ def _first_difference(
     out_axes = {in_to_out(m.wire_in): m.batch_axis for m in program.memories}
     envs = _envs(program.batch)
     own = {env: {w: np.take(v, [env], axis=axes[w]) for w, v in memory.items()} for env in envs}
+
     for tick in range(ticks):
         step = np.array(tick, np.int32)
+        kinds = {wire: writer_kind(traced, wire, tick) for wire in names}
+        order = sorted(names, key=lambda w: _WRITE_ORDER.get(kinds[w] or "", len(SCHEDULE)))
         feeds = {name: value[tick] for name, value in inputs.items()}
         ran = session.run(names, {**feeds, **memory, STEP_COUNT: step})
         results = dict(zip(names, ran, strict=True))
@@ -231,7 +241,7 @@ def _first_difference(
             one = {w: np.take(v, [env], axis=axes[w]) for w, v in feeds.items()}
             ran = alone.run(names, {**one, **own[env], STEP_COUNT: step})
             mine = dict(zip(names, ran, strict=True))
-            for wire in names:
+            for wire in order:  # the first stage of the tick whose value differs
                 got = np.take(results[wire], [env], axis=out_axes.get(wire, 0))
                 want = mine[wire]
                 close = got.shape == want.shape and np.allclose(
@@ -255,20 +265,35 @@ def _first_difference(
     return None
 
 
-def _writer(traced: TracedProgram, wire: str, tick: int) -> str:
-    """Which part of the tick writes ``wire`` (the last one that does, on that tick)."""
+_WRITE_ORDER: dict[str, int] = {kind: i for i, kind in enumerate(s.kind for s in SCHEDULE)}
+
+
+def writer_kind(traced: TracedProgram, wire: str, tick: int) -> str | None:
+    """The stage of the tick (a SCHEDULE kind) whose write ``wire`` holds at ``tick``."""
     if wire == OBS:
-        return traced.stage("observations").label + f" ({traced.stage('observations').location})"
+        return "observations"
     if wire == ACTIONS:
-        return "the actor"
+        return "actor"
     policy = tick % traced.program.decimation == 0
     key = wire[: -len(".out")] if wire.endswith(".out") else wire
-    writers = [s.kind for s in SCHEDULE if s.kind != "actor" and (policy or s.rate == "tick")]
-    for kind in reversed(writers):
-        if kind in traced.graphs and key in traced.stage(kind).writes:
-            graph = traced.stage(kind)
-            return f"{graph.label} ({graph.location})"
-    return "the actor" if any(key == p.binds for p in traced.actor_signature.outputs) else "a stage"
+    kinds = [s.kind for s in SCHEDULE if policy or s.rate == "tick"]
+    for kind in reversed(kinds):
+        if kind == "actor":
+            if policy and any(key == p.binds for p in traced.actor_signature.outputs):
+                return kind
+        elif kind in traced.graphs and key in traced.stage(kind).writes:
+            return kind
+    return None
+
+
+def _writer(traced: TracedProgram, wire: str, tick: int) -> str:
+    kind = writer_kind(traced, wire, tick)
+    if kind is None:
+        return "a stage"
+    if kind == "actor":
+        return "the actor"
+    graph = traced.stage(kind)
+    return f"{graph.label} ({graph.location})"
 
 
 def _refusal(

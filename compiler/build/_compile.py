@@ -77,12 +77,12 @@ def compile_program(
     opset, ir_version = resolve_versions(
         chosen, opset, ir_version, (DEFAULT_OPSET, DEFAULT_IR_VERSION)
     )
-    if batch is not None:
-        spec = check_batch(batch, "compile batch", error=UsageError)
-        source = program.program if isinstance(program, TracedProgram) else program
-        if spec != source.batch_spec:
-            program = source.with_batch(spec)
+    spec = None if batch is None else check_batch(batch, "compile batch", error=UsageError)
+    if isinstance(program, Program) and spec is not None and spec != program.batch_spec:
+        program = program.with_batch(spec)
     traced = program if isinstance(program, TracedProgram) else trace(program)
+    if spec is not None:
+        traced = traced.at_batch(spec)
     batched = traced.program.batch_spec != 1
     if batched and self_test is not None:
         raise UsageError(
@@ -95,7 +95,7 @@ def compile_program(
     )
     if batched:
         # The robot's file of the same program and actor: what each env must compute alone.
-        robot = trace(traced.program.with_batch(1))
+        robot = traced.at_batch(1)
         _, robot_data, robot_built = _build(
             robot, actor, opset, ir_version, chosen, exporter, None, False, warn=False
         )

@@ -37,11 +37,13 @@ from exploy_dsl import (
     trace,
 )
 from exploy_dsl._checks import check_int
+from exploy_dsl.contract._batch import DYNAMIC
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._wires import ACTIONS, in_to_out, is_memory, memory_name, memory_out
 from exploy_dsl.reference._interpreter import reference_actor
 
 DEFAULT_STEPS = 300
+DEFAULT_DYNAMIC_ENVS = 4  # the envs a dynamic-batch file is checked with
 DEFAULT_TOLERANCE = 1e-5
 # Our runtime's first call after a reset is k = 0; exploy's C++ controller's is k = 1.
 START_CONVENTIONS = (0, 1)
@@ -72,6 +74,7 @@ def check_parity(
     keep_history: bool = False,
     progress: ProgressBar | None = None,
     actor_samples: int = DEFAULT_SAMPLES,
+    batch: int | None = None,
 ) -> ParityReport:
     """Check that ``file`` does what ``program`` with ``actor`` says, tick by tick.
 
@@ -91,12 +94,18 @@ def check_parity(
     Also compares the file's stored wires, initial values, rates and metadata with the
     program, and the exported actor with its torch module. ``actor`` is what
     ``compile_program`` takes, or a ``compiler.Actor``.
+
+    A batched file (``compile --batch``) is checked at its batch, a dynamic-batch one at
+    ``batch`` envs (default 4), every env fed its own inputs: the program is traced at that
+    batch (``Program.with_batch``), so the program given is the one the robot file is
+    compiled from.
     """
     tolerance = Tolerance(check_tolerance("atol", atol), check_tolerance("rtol", rtol))
     label = repr(str(file)) if isinstance(file, (str, os.PathLike)) else "model"
     model = load_model(file)
     contract = read_contract(model, label)
-    traced = program if isinstance(program, TracedProgram) else trace(program)
+    envs = run_batch(contract, batch)
+    traced = at_file_batch(program, envs)
     stream = _stream(traced.program, inputs, steps, seed)
     if not first_ticks:
         raise UsageError(f"first_ticks must name at least one start tick, got {first_ticks!r}.")
@@ -114,7 +123,14 @@ def check_parity(
     # The exported actor against its torch module, before the observation is folded into it.
     actor_report = check_actor(loaded, per_output["actions"], samples=actor_samples, seed=seed)
     loaded = fold_observation(traced, loaded)
-    static = compare_file_with_program(contract, traced, loaded)
+    # A dynamic-batch file stores one env's shapes and initial values: compared with the
+    # program at that batch; it runs at ``envs``.
+    stored = (
+        dataclasses.replace(traced, program=traced.program.with_batch(DYNAMIC))
+        if contract.batch == DYNAMIC
+        else traced
+    )
+    static = compare_file_with_program(contract, stored, loaded)
     names = ElementNames(traced, contract.metadata)
     skipped = _why_not_run(static, contract)
     bar: ProgressBar = progress if progress is not None else tqdm(disable=True)
@@ -124,7 +140,18 @@ def check_parity(
             runs.append(RunReport(first_tick, stream.ticks, (), None, skipped))
             continue
         runs.append(
-            _run(model, traced, loaded, stream, first_tick, per_output, names, keep_history, bar)
+            _run(
+                model,
+                traced,
+                loaded,
+                stream,
+                first_tick,
+                per_output,
+                names,
+                keep_history,
+                bar,
+                envs if contract.batch == DYNAMIC else None,
+            )
         )
     bar.close()
     return ParityReport(
@@ -137,6 +164,7 @@ def check_parity(
         tuple(runs),
         _actor_notes(contract, loaded),
         per_output,
+        envs,
     )
 
 
@@ -154,6 +182,22 @@ def _actor_notes(contract: FileContract, actor: Actor) -> tuple[str, ...]:
         f"one the file was compiled with (sha256 {recorded[:12]}...); if parity fails at the "
         "first policy step, pass the actor the file was compiled with: --actor PATH",
     )
+
+
+def run_batch(contract: FileContract, batch: int | None, what: str = "batch") -> int:
+    """The envs a check runs: a file's own batch, or ``batch`` (default 4) when it is
+    dynamic; another batch for a file with a fixed one is a UsageError."""
+    if contract.batch == DYNAMIC and batch is None:
+        batch = DEFAULT_DYNAMIC_ENVS
+    return contract.at_batch(batch, what).envs
+
+
+def at_file_batch(program: Program | TracedProgram, envs: int) -> TracedProgram:
+    """``program`` traced at ``envs`` envs (as it is, when it has that batch already)."""
+    if isinstance(program, Program) and program.batch_spec != envs:
+        program = program.with_batch(envs)
+    traced = program if isinstance(program, TracedProgram) else trace(program)
+    return traced.at_batch(envs)
 
 
 def recorded_exporter(contract: FileContract) -> Exporter:
@@ -240,8 +284,9 @@ def _run(
     names: ElementNames,
     keep_history: bool,
     progress: ProgressBar,
+    envs: int | None = None,
 ) -> RunReport:
-    runtime = Runtime(model, first_tick=first_tick)
+    runtime = Runtime(model, first_tick=first_tick, batch=envs)
     reference = ReferenceInterpreter(traced, actor, first_tick=first_tick)
     shapes = _shared_outputs(runtime, reference)
     sizes = {name: int(np.prod(shape)) for name, shape in shapes.items()}

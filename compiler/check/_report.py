@@ -149,6 +149,7 @@ class ParityReport:
     runs: tuple[RunReport, ...]
     notes: tuple[str, ...] = ()  # hints that do not decide the result (e.g. another actor)
     tolerances: dict[str, Tolerance] = field(default_factory=dict)  # per output, resolved
+    envs: int = 1  # a batched file: the envs run side by side, each fed its own inputs
 
     def tolerance_for(self, output: str) -> Tolerance:
         return self.tolerances.get(output, self.tolerance)
@@ -167,7 +168,13 @@ class ParityReport:
             f"exploy-dsl check: {self.file} against program {self.program}",
             f"inputs: {self.stream.source}, {self.ticks} ticks in {self.stream.episodes} "
             "episode(s) (both sides reset together); "
-            f"tolerance {describe(self.tolerance, self.tolerances)}",
+            + (
+                f"{self.envs} envs in lockstep, each fed its own inputs (an element [e, i] is "
+                "env e's); "
+                if self.envs != 1
+                else ""
+            )
+            + f"tolerance {describe(self.tolerance, self.tolerances)}",
             "",
         ]
         if self.static:

@@ -8,13 +8,19 @@ import sys
 from tqdm import tqdm
 
 from compiler.check._inputs import load_trace, save_trace
-from compiler.check._parity import DEFAULT_STEPS, DEFAULT_TOLERANCE, START_CONVENTIONS, check_parity
+from compiler.check._parity import (
+    DEFAULT_STEPS,
+    DEFAULT_TOLERANCE,
+    START_CONVENTIONS,
+    check_parity,
+    run_batch,
+)
 from compiler.check._plot import plot_report, require_matplotlib
 from compiler.check._tolerances import parse_cli
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
-from exploy_dsl import load_model
+from exploy_dsl import load_model, read_contract
 
 # Below this many ticks a run takes well under a second: no bar unless a person watches.
 LONG_RUN_TICKS = 2000
@@ -43,6 +49,12 @@ def register(p: argparse.ArgumentParser) -> None:
         help="tolerance of the outputs a wire name or glob matches (repeatable; an exact name "
         "wins, else the last matching glob), e.g. 'output.joint_targets.*.effort=1e-4'",
     )
+    p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="envs to run a dynamic-batch file with (default 4); a batched file runs at its own",
+    )
     p.add_argument("--trace", metavar="IN.npz", help="replay a recorded input trace")
     p.add_argument(
         "--record-trace", metavar="OUT.npz", help="save the input stream used, for replay"
@@ -69,14 +81,17 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()  # fail before a long run, not after it
     loaded = load_program_file(args.program)
-    load_model(args.file)  # a missing or unreadable file is named before the actor is made
+    model = load_model(args.file)  # a missing or unreadable file is named before the actor
+    envs = run_batch(read_contract(model, repr(str(args.file))), args.batch, "--batch")
+    # A batched file: the program at its batch, so that a trace is read with every env.
+    program = loaded.program if envs == 1 else loaded.program.with_batch(envs)
     actor = loaded.actor(args.actor)
-    stream = load_trace(args.trace, loaded.program) if args.trace is not None else None
+    stream = load_trace(args.trace, program) if args.trace is not None else None
     ticks = args.steps if args.steps is not None else (stream.ticks if stream else DEFAULT_STEPS)
     progress = progress_bar(ticks * len(START_CONVENTIONS))
     report = check_parity(
         args.file,
-        loaded.program,
+        program,
         actor,
         steps=args.steps,
         seed=args.seed,
@@ -86,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         inputs=stream,
         keep_history=args.plot is not None,
         progress=progress,
+        batch=args.batch,
     )
     sys.stdout.write(report.render())
     if args.record_trace is not None:

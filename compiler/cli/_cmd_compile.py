@@ -16,6 +16,7 @@ from compiler.cli._exit import EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
 from exploy_dsl import ExployDslWarning, Program, UsageError
+from exploy_dsl.contract._batch import Batch, check_batch
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -57,6 +58,13 @@ def register(p: argparse.ArgumentParser) -> None:
         "Runtime.self_test() and `exploy-dsl run --self-test` replay it",
     )
     p.add_argument(
+        "--batch",
+        metavar="N|dynamic",
+        help="for evaluation: N envs per call, or a symbolic batch ('dynamic'); every input, "
+        "output and memory gets the batch dimension, the envs step in lockstep on one "
+        "ctx.step_count. Not for the robot: exploy's controller runs batch 1 (the default)",
+    )
+    p.add_argument(
         "--self-test-ticks",
         type=int,
         default=DEFAULT_TICKS,
@@ -82,6 +90,12 @@ def run(args: argparse.Namespace) -> int:
         check_name_length(args.output, "-o", "choose a shorter output path")
         refuse_overwrite({"-o": args.output}, inputs)
     model_source = parse_model_source(args.model_source)
+    batch = parse_batch(args.batch)
+    if batch is not None and batch != 1 and args.self_test is not None:
+        raise UsageError(
+            f"--self-test is for a robot file, and --batch {args.batch} builds one for "
+            "evaluation (exploy's controller runs batch 1). Fix: drop one of them."
+        )
     loaded = load_program_file(args.program)
     actor = loaded.actor(args.actor)
     output = args.output or f"{loaded.program.name}.onnx"
@@ -106,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             stamp=args.stamp,
             output=output,
             self_test=self_test,
+            batch=batch,
         )
     for warning in caught:
         if issubclass(warning.category, ExployDslWarning):
@@ -116,6 +131,14 @@ def run(args: argparse.Namespace) -> int:
             )
     print(f"wrote {output}")
     return EXIT_OK
+
+
+def parse_batch(text: str | None) -> Batch | None:
+    """``--batch 4096`` or ``--batch dynamic``; anything else is a UsageError."""
+    if text is None:
+        return None
+    value: object = int(text) if text.strip().isdigit() else text.strip()
+    return check_batch(value, "--batch", error=UsageError)
 
 
 def self_test_stream(source: str | None, ticks: int, program: Program) -> InputStream | None:

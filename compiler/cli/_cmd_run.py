@@ -22,6 +22,12 @@ def register(p: argparse.ArgumentParser) -> None:
         help="tick of the first call: 0 (our runtime) or 1 (exploy's C++ controller)",
     )
     p.add_argument(
+        "--batch",
+        type=int,
+        metavar="N",
+        help="envs to step a dynamic-batch file with (a batched file steps its own batch)",
+    )
+    p.add_argument(
         "--self-test",
         action="store_true",
         help="first replay the self-test the file carries (compile --self-test); refuse to "
@@ -33,14 +39,15 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.ticks < 1:
         raise UsageError(f"--ticks must be >= 1, got {args.ticks}.")
-    runtime = Runtime(args.file, first_tick=args.first_tick)
+    runtime = Runtime(args.file, first_tick=args.first_tick, batch=args.batch)
     contract = runtime.contract
     if args.self_test:
         print(runtime.self_test())  # a SelfTestError stops here, before any tick is run
     rng = np.random.default_rng(args.seed)
+    envs = f"; {contract.envs} envs in lockstep" if contract.batch != 1 else ""
     print(
         f"{args.file}: decimation {contract.decimation}, {contract.update_rate:g} Hz; "
-        f"random inputs (seed {args.seed})"
+        f"random inputs (seed {args.seed}){envs}"
     )
     names = [w.name for w in contract.outputs]
     for _ in range(args.ticks):

@@ -22,6 +22,7 @@ import numpy as np
 
 from compiler.build._targets import oldest_onnxruntime
 from exploy_dsl import FileContract, Wire
+from exploy_dsl.contract._batch import BATCH_KEY, NOT_FOR_ROBOT
 from exploy_dsl.contract._codec import decode, encode_as_read
 from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._wires import (
@@ -51,6 +52,7 @@ _REPORTED_ELSEWHERE = (
     "exploy_dsl.actor",
     "exploy_dsl.normalizer",
     "exploy_dsl.clocks",
+    BATCH_KEY,
 )
 
 
@@ -81,6 +83,7 @@ def diff_contracts(
     found += _wires("memory", a.memory, b.memory, breaks=False)
     found += _wires("output", (a.actions, a.obs), (b.actions, b.obs), breaks=False)
     found += _rates(a, b)
+    found += _batch(a, b)
     found += _runtime(a, b)
     found += _initial_values(a, b)
     found += _observation(a, b)
@@ -155,7 +158,11 @@ def _wires(topic: str, a: Sequence[Wire], b: Sequence[Wire], *, breaks: bool) ->
         else "exploy copies memory generically; the program's state changed"
     )
     for wire in removed:
-        twin = [w.name for w in added if (w.shape, w.dtype) == (wire.shape, wire.dtype)]
+        twin = [
+            w.name
+            for w in added
+            if (w.declared_shape, w.dtype) == (wire.declared_shape, wire.dtype)
+        ]
         renamed = f" (renamed to {twin[0]!r}?)" if len(twin) == 1 else ""
         found.append(
             Difference(breaks, topic, f"{wire.name!r} was removed{renamed}: {why_removed}.")
@@ -170,18 +177,18 @@ def _wires(topic: str, a: Sequence[Wire], b: Sequence[Wire], *, breaks: bool) ->
             Difference(
                 breaks,
                 topic,
-                f"{wire.name!r} {wire.dtype}{list(wire.shape)} was added: {why}.",
+                f"{wire.name!r} {wire.dtype}{wire.declared_shape} was added: {why}.",
             )
         )
     for name, old in in_a.items():
         new = in_b.get(name)
-        if new is not None and (old.shape, old.dtype) != (new.shape, new.dtype):
+        if new is not None and (old.declared_shape, old.dtype) != (new.declared_shape, new.dtype):
             found.append(
                 Difference(
                     breaks,
                     topic,
-                    f"{name!r} changed from {old.dtype}{list(old.shape)} to "
-                    f"{new.dtype}{list(new.shape)}"
+                    f"{name!r} changed from {old.dtype}{old.declared_shape} to "
+                    f"{new.dtype}{new.declared_shape}"
                     + ("." if breaks else " (not bound by exploy's controller)."),
                 )
             )
@@ -213,6 +220,18 @@ def _rates(a: FileContract, b: FileContract) -> list[Difference]:
                 )
             )
     return found
+
+
+def _batch(a: FileContract, b: FileContract) -> list[Difference]:
+    """Another batch BREAKS: a batched file is for evaluation, the robot's is batch 1."""
+    if a.batch == b.batch:
+        return []
+    why = (
+        "B is the robot's file (batch 1)"
+        if b.batch == 1
+        else f"B is for evaluation: {NOT_FOR_ROBOT}"
+    )
+    return [Difference(True, "batch", f"the batch changed from {a.batch} to {b.batch}: {why}.")]
 
 
 def _runtime(a: FileContract, b: FileContract) -> list[Difference]:

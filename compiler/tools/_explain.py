@@ -9,8 +9,10 @@ import numpy as np
 
 from compiler.build._articulation import target_articulations
 from compiler.build._targets import oldest_onnxruntime
+from compiler.tools._inspect import one_env_init
 from exploy_dsl import FileContract
 from exploy_dsl.authoring._actor import describe_binding
+from exploy_dsl.contract._batch import describe_batch
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._recorded import check_recorded
 from exploy_dsl.contract._tick import USER_STAGE_KINDS, spec
@@ -32,6 +34,8 @@ def render_explain(contract: FileContract, source: str) -> str:
         f"format: opset {contract.opset}, IR version {contract.ir_version}"
         + (f" (runs on onnxruntime >= {runtime})" if runtime else "")
     )
+    if contract.batch != 1:
+        lines.append(f"batch: {describe_batch(contract.batch)}")
     lines += _rates(contract)
     lines += _observation(contract, meta)
     lines += _time(contract, meta)
@@ -62,7 +66,7 @@ def _rates(contract: FileContract) -> list[str]:
 def _observation(contract: FileContract, meta: dict[str, Any]) -> list[str]:
     layout = meta.get("exploy_dsl.observation")
     obs = contract.obs
-    lines = ["", f"observation obs {list(obs.shape)}:"]
+    lines = ["", f"observation obs {obs.declared_shape}:"]
     if not isinstance(layout, dict):
         names = meta.get("obs_term_names")
         lines.append(f"  terms (no layout recorded): {names}")
@@ -368,8 +372,10 @@ def _memory(contract: FileContract) -> list[str]:
     if not contract.memory:
         return [*lines, "  (none)"]
     for wire, name in zip(contract.memory, contract.memory_names, strict=True):
-        init = contract.initial_values[wire.name]
-        lines.append(f"  {name}  {wire.dtype}{list(wire.shape)}  {_values(init.reshape(-1))}")
+        init, envs = one_env_init(contract.initial_values[wire.name], wire, contract)
+        lines.append(
+            f"  {name}  {wire.dtype}{wire.declared_shape}{envs}  {_values(init.reshape(-1))}"
+        )
     return lines
 
 

@@ -32,6 +32,7 @@ from exploy_dsl.contract._graphs import default_opset, graphs, is_default_domain
 
 # The opset the stages are built with (spox.opset.ai.onnx.v20); inlined models are converted.
 STAGE_OPSET = 20
+DYNAMIC_EXAMPLE = 2  # envs a torch module is exported on for a symbolic dimension
 _PASS_ONNX = "Fix: pass an onnx.ModelProto, a path to an .onnx file or a torch.nn.Module."
 
 
@@ -82,7 +83,15 @@ def call_model(model: Any, *args: Var) -> Var | tuple[Var, ...]:
         source = f"torch module {torch_module_name(model)}"
         what = f"model {source}"
         examples = [np.zeros(_static_shape(s, what, i), s[0]) for i, s in enumerate(specs)]
-        exported = export_checked(model, examples, what=what, error=StageError)
+        # A dynamic batch: exported on 2 envs, that axis left symbolic (torch would fix a 1).
+        axes = {
+            f"input_{i}": {a: d for a, d in enumerate(s[1] or ()) if isinstance(d, str)}
+            for i, s in enumerate(specs)
+            if any(isinstance(d, str) for d in s[1] or ())
+        }
+        exported = export_checked(
+            model, examples, what=what, error=StageError, dynamic_axes=axes or None
+        )
         prepared = _prepare(exported, specs, what)
         mismatch = export_mismatch(model, prepared, examples)
         if mismatch is not None:
@@ -129,12 +138,13 @@ def _var_spec(index: int, var: object) -> tuple[np.dtype[Any], tuple[Any, ...] |
 
 def _static_shape(spec: tuple[np.dtype[Any], Any], what: str, index: int) -> tuple[int, ...]:
     shape = spec[1]
-    if shape is None or not all(isinstance(d, int) for d in shape):
+    if shape is None or not all(isinstance(d, (int, str)) for d in shape):
         raise StageError(
             f"{what}: input {index} has shape {_shown(shape)}; a torch module is exported on "
             "inputs of static shape. Fix: reshape the Var to a static shape."
         )
-    return tuple(shape)
+    # A symbolic dimension (a dynamic batch) is exported on 2 envs and left symbolic.
+    return tuple(d if isinstance(d, int) else DYNAMIC_EXAMPLE for d in shape)
 
 
 def _load(path: Path, what: str) -> onnx.ModelProto:

@@ -36,6 +36,7 @@ def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
                 f"{type(var).__name__}; pass Vars (e.g. v[port])."
             )
         tensor = var.unwrap_tensor()
+        _refuse_fixed_batch(fn, proto, tensor.shape)
         if not proto.type.HasField("tensor_type") or not proto.type.tensor_type.elem_type:
             elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
             proto.type.CopyFrom(onnx.helper.make_tensor_type_proto(elem, tensor.shape))
@@ -60,6 +61,24 @@ def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
     results = spox.inline(model)(**{p.name: a for p, a in zip(inputs, args, strict=True)})
     values = tuple(results.values())
     return values[0] if len(values) == 1 else values
+
+
+def _refuse_fixed_batch(fn: Any, proto: onnx.ValueInfoProto, shape: Any) -> None:
+    """A function typed for one env (``FLOAT[1, 2]``) called on a batch: say so, and how."""
+    if not proto.type.tensor_type.HasField("shape") or shape is None:
+        return
+    dims = [
+        d.dim_value if d.HasField("dim_value") else None for d in proto.type.tensor_type.shape.dim
+    ]
+    if len(dims) != len(shape) or not dims or dims[0] != 1 or shape[0] == 1:
+        return
+    declared = ", ".join("?" if d is None else str(d) for d in dims)
+    raise StageError(
+        f"onnxscript function {fn.name!r} declares input {proto.name!r} with shape "
+        f"[{declared}], but the value passed has {shape[0]!r} on the first (batch) axis: the "
+        "function was typed for one env and the program is traced at another batch. Fix: give "
+        "the batch axis a symbol (e.g. FLOAT['N', 2]) or leave the input's shape open (FLOAT)."
+    )
 
 
 def _describe(var: Var) -> str:

@@ -39,6 +39,7 @@ def export_checked(
     what: str,
     error: type[ExployDslError],
     opset: int = 20,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> onnx.ModelProto:
     """``module`` exported with the TorchScript exporter (``dynamo=False``) on inputs like
     ``examples``, after refusing a module that keeps state between calls.
@@ -46,6 +47,7 @@ def export_checked(
     The user's module is never run nor changed: everything runs on deep copies in eval mode.
     The exported graph is compared with the module by :func:`export_mismatch`; call it on the
     graph as it will be used (after any conversion), so a conversion problem is caught too.
+    ``dynamic_axes`` (``{"input_0": {0: "batch"}}``) leaves those input axes symbolic.
     """
     torch = sys.modules["torch"]
     private = private_copy(module, what=what, error=error).eval()
@@ -69,6 +71,7 @@ def export_checked(
                 opset_version=opset,
                 input_names=[f"input_{i}" for i in range(len(tensors))],
                 output_names=[f"output_{i}" for i in range(len(outputs))],
+                **({"dynamic_axes": dynamic_axes} if dynamic_axes else {}),
             )
     except Exception as exc:  # noqa: BLE001 - the exporter refused the user's module
         first = next((line for line in str(exc).splitlines() if line.strip()), "")

@@ -22,7 +22,7 @@ from exploy_dsl.authoring._ports import Input, Memory, Output, Port, with_batch
 from exploy_dsl.authoring._program import Program, Stage
 from exploy_dsl.authoring._source import describe
 from exploy_dsl.authoring._values import Values, graph_name, resolve
-from exploy_dsl.contract._batch import BATCH_DIM
+from exploy_dsl.contract._batch import BATCH_DIM, Batch
 from exploy_dsl.contract._tick import USER_STAGES, spec
 from exploy_dsl.contract._wires import ACTIONS, OBS, actor_input, memory_key, stage_output
 from exploy_dsl.library._history import (
@@ -171,6 +171,16 @@ class TracedProgram:
     obs_history: History | None = None  # observations(history=...): every term's history
     normalizer: Normalizer | None = None
     obs_fold: ObsFold | None = None  # what compile folds into the actor's first layer
+    # The program as declared, before generated (history) and lifted (actor) memory: what
+    # is traced again at another batch (``Program.with_batch``).
+    declared: Program | None = None
+
+    def at_batch(self, batch: Batch) -> TracedProgram:
+        """The same program traced at ``batch`` (itself when it has that batch)."""
+        if self.program.batch_spec == batch:
+            return self
+        declared = self.declared if self.declared is not None else self.program
+        return trace(declared.with_batch(batch))
 
     @property
     def clocks(self) -> tuple[dict[str, Any], ...]:
@@ -237,6 +247,7 @@ def trace(program: Program) -> TracedProgram:
     if not isinstance(program, Program):
         raise StageError(f"expected an exploy_dsl.Program, got {type(program).__name__}.")
     program = program.sealed()
+    declared = program
     stages = program.stages
     for stage_spec in USER_STAGES:
         if stage_spec.kind not in stages:
@@ -289,6 +300,7 @@ def trace(program: Program) -> TracedProgram:
         obs_stage.history,
         obs_stage.normalizer,
         fold,
+        declared,
     )
 
 

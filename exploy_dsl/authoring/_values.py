@@ -101,16 +101,22 @@ class Values(Mapping[object, Var]):
 
     def expand_batch(self, value: Var, axis: int = 0) -> Var:
         """``value`` (size 1 on the batch axis ``axis``) repeated for every env."""
-        rank = len(value.unwrap_tensor().shape or ())
+        dims = value.unwrap_tensor().shape or ()
+        rank = len(dims)
         if self._program.dynamic_batch:
             before = op.const(np.ones(axis, np.int64))
             after = op.const(np.ones(rank - axis - 1, np.int64))
             shape = op.concat([before, self.batch_size(), after], axis=0)
-        else:
-            dims = np.ones(rank, np.int64)
-            dims[axis] = self._program.batch
-            shape = op.const(dims)
-        return op.expand(value, shape)
+            expanded = op.expand(value, shape)
+            if not all(isinstance(d, int) for d in dims):
+                return expanded
+            # Expand to a computed shape loses every dimension; the others are known.
+            known = np.array([int(d) for d in dims if isinstance(d, int)], np.int64)
+            known[axis] = -1
+            return op.reshape(expanded, op.const(known))
+        target = np.ones(rank, np.int64)
+        target[axis] = self._program.batch
+        return op.expand(value, op.const(target))
 
     @property
     def time(self) -> Var:

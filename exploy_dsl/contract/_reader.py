@@ -116,15 +116,15 @@ class FileContract:
         if self.batch != DYNAMIC:
             if envs is not None and envs != self.batch:
                 raise UsageError(
-                    f"{what}={envs} but the file is compiled for batch {self.batch}; its shapes "
-                    f"are static. Fix: {what}={self.batch} (or leave it out), or compile the "
-                    "program with --batch dynamic."
+                    f"{what} is {envs} but the file is compiled for batch {self.batch}, with "
+                    f"static shapes. Fix: leave {what} out (or give {self.batch}), or compile "
+                    "the program with --batch dynamic."
                 )
             return self
         if envs is None:
             raise UsageError(
-                f"the file has a dynamic batch: it runs any number of envs, chosen when it "
-                f"runs. Fix: say how many, e.g. {what}=4096."
+                "the file has a dynamic batch: it runs any number of envs, chosen when it "
+                f"runs. Fix: give {what}, the number of envs, e.g. 4096."
             )
         envs = check_int(envs, what, error=UsageError)
         initial = {}

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from exploy_dsl._errors import SimError
+from exploy_dsl.contract._batch import NOT_FOR_ROBOT
 from exploy_dsl.contract._codec import decode
 from exploy_dsl.contract._reader import FileContract, Wire
 from exploy_dsl.contract._wires import (
@@ -162,6 +163,11 @@ def bind(
 
     ``commands`` gives command values by short name or wire (see ``command_values``).
     """
+    if contract.batch != 1:
+        raise SimError(
+            f"the file has batch {contract.batch}: the simulation drives one robot, and "
+            f"{NOT_FOR_ROBOT}. Fix: simulate the robot's file (compile without --batch)."
+        )
     mujoco = require_mujoco()
     names = _Names(mujoco, model, label)
     for wire in (*contract.inputs, *contract.outputs):
