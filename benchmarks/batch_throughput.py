@@ -126,8 +126,8 @@ def measure(
     for step in steps.values():  # warm up: first runs allocate
         for _ in range(3):
             step()
-    if calls is None:  # about 20 ms per measurement
-        calls = max(1, int(0.02 / max(_timed(steps["actor"], 1), 1e-6)))
+    if calls is None:  # about 50 ms per measurement
+        calls = max(1, round(0.05 / max(_timed(steps["actor"], 1), 1e-6)))
     times: dict[str, list[float]] = {name: [] for name in steps}
     ratios: dict[str, list[float]] = {"policy": [], "apply": [], "cycle": []}
     for _ in range(rounds):
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=4096, help="envs per call (default 4096)")
     parser.add_argument("--rounds", type=int, default=31, help="interleaved rounds (default 31)")
-    parser.add_argument("--calls", type=int, help="calls per measurement (default: ~20 ms)")
+    parser.add_argument("--calls", type=int, help="calls per measurement (default: ~50 ms)")
     parser.add_argument(
         "--dynamic", action="store_true", help="compile with a symbolic batch, run at --batch"
     )

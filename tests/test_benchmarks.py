@@ -202,3 +202,28 @@ def test_the_runtime_step_benchmark_runs_on_a_few_rounds() -> None:
     assert lines[0].startswith("Runtime.step / session.run with the same feeds: quadruped")
     assert [line.split()[0] for line in lines[1:]] == ["policy", "apply-only", "tick"]
     assert all(re.search(r" \d+\.\d{3}x  \(session.run ", line) for line in lines[1:])
+
+
+BATCH = ROOT / "benchmarks" / "batch_throughput.py"
+
+
+def test_the_batch_throughput_benchmark_runs_on_a_small_batch() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BATCH), "--batch", "64", "--rounds", "2", "--calls", "2"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("quadruped, file compiled for batch 64; actor 48-512-256-128-12")
+    assert re.match(r"policy step / actor alone: \d+\.\d+x \(rounds ", lines[4])
+    assert lines[-1].startswith("decimation cycle (1 policy + 3 apply-only) / actor alone: ")
+
+
+def test_the_batch_throughput_measure_returns_the_ratios_for_a_dynamic_file() -> None:
+    result = load_script(BATCH).measure(16, 2, dynamic=True, calls=1)
+    assert result["batch"] == 16 and result["dynamic"] is True
+    assert set(result) >= {"actor_s", "policy_s", "apply_s", "policy_ratio", "cycle_ratio"}
+    assert result["policy_ratio"] > 0 and result["cycle_ratio"] > result["policy_ratio"]

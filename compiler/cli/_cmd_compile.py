@@ -16,7 +16,7 @@ from compiler.cli._exit import EXIT_OK
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
 from exploy_dsl import ExployDslWarning, Program, UsageError
-from exploy_dsl.contract._batch import Batch, check_batch
+from exploy_dsl.contract._batch import NOT_FOR_ROBOT, Batch, check_batch
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
             warnings.warn_explicit(
                 warning.message, warning.category, warning.filename, warning.lineno
             )
-    print(f"wrote {output}")
+    note = "" if batch in (None, 1) else f" (batch {batch}: {NOT_FOR_ROBOT})"
+    print(f"wrote {output}{note}")
     return EXIT_OK
 
 

@@ -306,6 +306,8 @@ class ReferenceInterpreter:
     ``step(inputs)`` returns ``actions``, ``obs``, every declared output and every
     ``memory.<name>.out``; the interpreter owns the tick counter and the memory. ``first_tick``
     is the tick of the first call after a reset: 0 for our runtime, 1 for exploy's controller.
+    ``batch`` runs the program at that many envs (``Program.with_batch``): each env its own
+    inputs and memory, all on one tick counter.
     """
 
     def __init__(
@@ -314,8 +316,13 @@ class ReferenceInterpreter:
         actor: object,
         *,
         first_tick: int = 0,
+        batch: int | None = None,
     ) -> None:
+        if batch is not None and isinstance(program, Program):
+            program = program.with_batch(batch)
         self.traced = program if isinstance(program, TracedProgram) else trace(program)
+        if batch is not None:
+            self.traced = self.traced.at_batch(batch)
         prog = self.traced.program
         actor_fn, signature = reference_actor(actor, self.traced.actor_signature)
         self._tick = _NumpyTick(self.traced, actor_fn, signature)

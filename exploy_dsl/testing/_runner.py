@@ -110,10 +110,10 @@ class FileRunner:
     values (zeros, the identity quaternion, False; declared ranges are not in the file).
     """
 
-    def __init__(self, source: Any, *, first_tick: int = 0) -> None:
+    def __init__(self, source: Any, *, first_tick: int = 0, batch: int | None = None) -> None:
         from exploy_dsl.runtime._runtime import Runtime
 
-        self.runtime = Runtime(source, first_tick=first_tick)
+        self.runtime = Runtime(source, first_tick=first_tick, batch=batch)
         contract = self.runtime.contract
         self._neutral = {}
         for wire in contract.inputs:

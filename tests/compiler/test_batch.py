@@ -37,6 +37,7 @@ from exploy_dsl import (
     trace,
 )
 from exploy_dsl.contract._batch import BATCH_KEY
+from exploy_dsl.testing import FileRunner
 from tests._support import EXAMPLES, dims, mlp_actor, random_feeds
 
 Q0 = np.array([0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1.0, -1.5, -0.1, 1.0, -1.5], np.float32)
@@ -152,7 +153,7 @@ def test_history_a_phase_clock_and_a_normalizer_keep_envs_apart(tmp_path: Path, 
 def test_the_reference_interpreter_keeps_envs_apart() -> None:
     loaded = quadruped()
     actor = mlp_actor(48, 12, seed=2)
-    many = ReferenceInterpreter(loaded.program.with_batch(4), actor)
+    many = ReferenceInterpreter(loaded.program, actor, batch=4)
     alone = [ReferenceInterpreter(loaded.program, actor) for _ in range(4)]
     rng = np.random.default_rng(1)
     inputs = many.traced.program.inputs
@@ -333,6 +334,8 @@ def test_a_runtime_takes_the_envs_of_a_dynamic_file_and_refuses_another_batch(
     assert runtime.memory["memory.joint_pos.processed_actions.in"].shape == (6, 12)
     outputs = runtime.step(random_feeds(runtime.contract.inputs, np.random.default_rng(0)))
     assert outputs["output.joint_targets.joint_pos.effort"].shape == (6, 12)
+    runner = FileRunner(dynamic, batch=2)  # the testing kit's runner takes it too
+    assert runner.step({}).outputs["output.joint_targets.joint_pos.pos"].shape == (2, 12)
 
 
 @pytest.mark.parametrize("batch", [5, "dynamic"])
@@ -391,6 +394,7 @@ def test_compile_check_and_run_take_a_batch(
     assert (
         main(["compile", program, "--actor", str(actor), "--batch", "dynamic", "-o", str(out)]) == 0
     )
+    assert "batch dynamic: a batched file is for evaluation" in capsys.readouterr().out
     assert (
         main(["check", str(out), program, "--actor", str(actor), "--batch", "2", "--steps", "40"])
         == 0
