@@ -416,10 +416,12 @@ def _trace_observations(
             program = program.with_generated_memories(generated, f"{where} history")
             values.rebind(program)
             started = values[memory_key(STARTED)]
-            ones = op.const(np.ones((program.batch, 1), np.bool_))
-            writes[memory_key(STARTED)] = (
-                values.expand_batch(ones) if program.dynamic_batch else ones
-            )
+            if program.batch_spec == 1:
+                writes[memory_key(STARTED)] = op.const(np.ones((1, 1), np.bool_))
+            else:  # one env's, repeated
+                writes[memory_key(STARTED)] = values.expand_batch(
+                    op.const(np.ones((1, 1), np.bool_))
+                )
         terms: list[ObsTerm] = []
         if frame_major is not None:
             h = frame_major
