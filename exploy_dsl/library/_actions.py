@@ -248,7 +248,7 @@ class LowPass:
 
     def __call__(self, v: Mapping[Any, Var], x: Var) -> Var:
         what = f"low_pass {self.memory.name!r}"
-        x = _stateful_input(self.memory, x, what)
+        x = _stateful_input(v, self.memory, x, what)
         previous = v[self.memory]
         dtype = np.dtype(x.unwrap_tensor().dtype)
         y = op.add(
@@ -277,7 +277,7 @@ class RateLimit:
 
     def __call__(self, v: Mapping[Any, Var], x: Var) -> Var:
         what = f"rate_limit {self.memory.name!r}"
-        x = _stateful_input(self.memory, x, what)
+        x = _stateful_input(v, self.memory, x, what)
         previous = v[self.memory]
         dtype = np.dtype(x.unwrap_tensor().dtype)
         delta = np.asarray(self.max_delta, dtype=np.float64)
@@ -324,7 +324,7 @@ class JointPositionAction:
 
     def __call__(self, v: Mapping[Any, Var], actions: Var) -> Var:
         what = f"joint_position_action {self.memory.name!r}"
-        x = _stateful_input(self.memory, actions, what)
+        x = _stateful_input(v, self.memory, actions, what)
         dtype = np.dtype(x.unwrap_tensor().dtype)
         target = op.add(
             op.mul(x, constant_like(self.scale, dtype, what)),
@@ -500,7 +500,7 @@ def _state_memory(
     return memory
 
 
-def _stateful_input(memory: Memory, x: object, what: str) -> Var:
+def _stateful_input(v: Mapping[Any, Var], memory: Memory, x: object, what: str) -> Var:
     if not tracing():
         raise StageError(
             f"{what} was called outside a stage; its state is memory written by the stage "
@@ -508,10 +508,15 @@ def _stateful_input(memory: Memory, x: object, what: str) -> Var:
         )
     var = _var(x, what, float_only=True)
     shape = _shape_of(var)
-    if shape != memory.file_shape:
+    # The state as the stage is traced: at another batch than declared (Program.with_batch).
+    program = getattr(v, "program", None)
+    if isinstance(program, Program) and program.owns(memory):
+        memory = program.port(memory.name)  # type: ignore[assignment]
+    batched = memory.batch != 1 or memory.dynamic_batch
+    if (shape != memory.file_shape) if not batched else not memory.fits(shape):
         raise StageError(
             f"{what}: the value has shape {_shown(shape)}, its state memory.{memory.name} is "
-            f"{list(memory.file_shape)}. Fix: pass a value of that shape (or declare the "
+            f"{list(memory.wire_shape)}. Fix: pass a value of that shape (or declare the "
             "step with the shape of this value)."
         )
     return var
