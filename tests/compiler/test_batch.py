@@ -104,6 +104,31 @@ def test_batch_one_is_the_robot_file_byte_for_byte() -> None:
     assert [dims(v) for v in default.graph.input][1] == [1, 12]
 
 
+@pytest.mark.parametrize("batch", [5, "dynamic"])
+def test_a_batched_file_is_reproducible(batch: Any) -> None:
+    loaded = quadruped()
+    first, second = (
+        compile_program(loaded.program, mlp_actor(48, 12, seed=2).model, batch=batch)
+        for _ in range(2)
+    )
+    assert first.SerializeToString(deterministic=True) == second.SerializeToString(
+        deterministic=True
+    )
+
+
+def test_a_program_declared_with_a_dynamic_batch_compiles_to_a_dynamic_file() -> None:
+    program = Program("dynamic", decimation=2, sim_dt=0.01, batch="dynamic")
+    x = program.input("x", 3)
+    m = program.memory("m", 2, init=[1.0, 2.0])
+    y = program.output("y", 2)
+    program.observations(lambda v: [term("x", v[x])])
+    program.process_actions(n_actions=2)(lambda v, a: {m: a})
+    program.apply_actions(lambda v: {y: v[m] * 1.0})
+    assert program.batch_spec == "dynamic" and m.wire_shape == ("batch", 2)
+    model = compile_program(program, mlp_actor(3, 2).model)
+    assert dims(model.graph.input[1]) == ["batch", 3]
+
+
 # -- the file's shape and record ------------------------------------------------------------------
 
 
