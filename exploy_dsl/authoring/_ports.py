@@ -112,12 +112,15 @@ class Port:
         return (*self.shape[: self.batch_axis], batch, *self.shape[self.batch_axis :])
 
     def fits(self, shape: object) -> bool:
-        """Whether a traced value's shape can be this port's: same rank, every known dimension
+        """Whether a traced value's shape can be this port's: same rank, every static dimension
         equal (a batched file is also run against the batch-1 file before it is written)."""
         expected = self.wire_shape
         if not isinstance(shape, tuple) or len(shape) != len(expected):
             return False
-        return all(dim is None or dim == want for dim, want in zip(shape, expected, strict=True))
+        return all(
+            not isinstance(dim, int) or dim == want  # unknown or symbolic: checked by running
+            for dim, want in zip(shape, expected, strict=True)
+        )
 
     @property
     def np_dtype(self) -> np.dtype[Any]:

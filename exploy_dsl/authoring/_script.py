@@ -15,7 +15,8 @@ from exploy_dsl._errors import StageError
 def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
     """Inline an onnxscript function: ``call_script(projected_gravity, v[quat])``.
 
-    Inputs the function left untyped take the type of the Var passed in.
+    Inputs the function left untyped take the type of the Var passed in, and so do inputs
+    with a named dimension (``FLOAT['N', 2]``: any batch), whose outputs are then inferred.
     """
     to_model = getattr(fn, "to_model_proto", None)
     if to_model is None:
@@ -29,6 +30,7 @@ def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
         raise StageError(
             f"onnxscript function {fn.name!r} takes {len(inputs)} inputs, got {len(args)} Vars."
         )
+    cleared: set[str] = set()  # outputs whose declared shape named a dimension
     for proto, var in zip(inputs, args, strict=True):
         if not isinstance(var, Var):
             raise StageError(
@@ -37,13 +39,24 @@ def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
             )
         tensor = var.unwrap_tensor()
         _refuse_fixed_batch(fn, proto, tensor.shape)
+        symbolic = _symbolic(proto)
         if not proto.type.HasField("tensor_type") or not proto.type.tensor_type.elem_type:
             elem = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(tensor.dtype))
             proto.type.CopyFrom(onnx.helper.make_tensor_type_proto(elem, tensor.shape))
+        elif symbolic and tensor.shape is not None:
+            # FLOAT['N', 2]: typed by the Var (its batch), and the outputs inferred from it.
+            elem = proto.type.tensor_type.elem_type
+            proto.type.CopyFrom(onnx.helper.make_tensor_type_proto(elem, tensor.shape))
+            for out in model.graph.output:
+                if _symbolic(out):
+                    out.type.tensor_type.ClearField("shape")
+                    cleared.add(out.name)
     untyped = [
         out.name
         for out in model.graph.output
-        if not out.type.HasField("tensor_type") or not out.type.tensor_type.elem_type
+        if not out.type.HasField("tensor_type")
+        or not out.type.tensor_type.elem_type
+        or out.name in cleared
     ]
     if untyped:
         # spox.inline copies output types from the model, so infer those the function left open.
@@ -61,6 +74,12 @@ def call_script(fn: Any, *args: Var) -> Var | tuple[Var, ...]:
     results = spox.inline(model)(**{p.name: a for p, a in zip(inputs, args, strict=True)})
     values = tuple(results.values())
     return values[0] if len(values) == 1 else values
+
+
+def _symbolic(value: onnx.ValueInfoProto) -> bool:
+    """A declared shape with a named dimension (``FLOAT['N', 2]``)."""
+    tensor = value.type.tensor_type
+    return tensor.HasField("shape") and any(d.HasField("dim_param") for d in tensor.shape.dim)
 
 
 def _refuse_fixed_batch(fn: Any, proto: onnx.ValueInfoProto, shape: Any) -> None:

@@ -664,7 +664,9 @@ def _term_var(program: Program, t: Term, stage: Stage) -> Var:
     if (
         shape is None
         or len(shape) != 2
-        or not (shape[0] == batch or (program.dynamic_batch and shape[0] is None))
+        # At a batch other than 1, an unknown or symbolic batch dimension (a model's or
+        # script's own) is checked by running the file against the robot's, env by env.
+        or not (shape[0] == batch or (program.batch_spec != 1 and not isinstance(shape[0], int)))
         or not isinstance(shape[1], int)
     ):
         raise StageError(

@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from onnxscript import FLOAT, script
+from onnxscript import opset20 as os_op
 
 from compiler import compile_program
 from compiler.build._batch import fit_actor_batch
@@ -31,6 +33,7 @@ from exploy_dsl import (
     SimError,
     StageError,
     UsageError,
+    call_script,
     op,
     read_contract,
     term,
@@ -287,6 +290,29 @@ def test_a_script_typed_for_one_env_is_refused_at_the_call() -> None:
         match=r"tutorial.py:\d+:\d+ .*'bar_plus_twice_baz' declares input 'b' with shape \[1, 2\]",
     ):
         compile_program(loaded.program, mlp_actor(10, 2).model, batch=3)
+
+
+ANY_ENVS = FLOAT["N", 2]  # a named first dimension: any batch
+
+
+@script()
+def _twice_plus(b: ANY_ENVS, z: ANY_ENVS) -> ANY_ENVS:
+    two = os_op.Constant(value_float=2.0)
+    return os_op.Add(b, os_op.Mul(two, z))
+
+
+def test_a_script_with_a_named_batch_runs_at_every_batch(tmp_path: Path) -> None:
+    program = Program("scripted", decimation=2, sim_dt=0.01)
+    b, z = program.input("b", 2), program.input("z", 2)
+    last = program.memory("last", 2)
+    out = program.output("y", 2)
+    program.observations(lambda v: [term("bz", call_script(_twice_plus, v[b], v[z]))])
+    program.process_actions(n_actions=2)(lambda v, a: {last: a})
+    program.apply_actions(lambda v: {out: v[last] + 1.0})
+    actor = mlp_actor(2, 2, seed=5).model
+    robot = compiled(tmp_path, program, actor, None, "robot")
+    for batch, envs in ((3, 3), ("dynamic", 4)):
+        assert_envs_alone(compiled(tmp_path, program, actor, batch, f"b{batch}"), robot, envs)
 
 
 def test_memory_that_starts_differently_in_each_env_cannot_be_rebatched() -> None:
