@@ -328,7 +328,9 @@ def batched_file(actor_path: Path, n: int, folder: Path) -> bytes | None:
             build_parser().parse_args(args)
     except SystemExit:
         return None  # argparse: unrecognized --batch
-    if main([*args, "-o", str(output)]) != 0:
+    with contextlib.redirect_stdout(io.StringIO()):  # its "wrote ..." is not a table row
+        code = main([*args, "-o", str(output)])
+    if code != 0:
         raise SystemExit(f"speed: exploy-dsl {' '.join(args)} failed (see above)")
     return output.read_bytes()
 
