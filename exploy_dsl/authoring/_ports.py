@@ -131,7 +131,7 @@ class Port:
         return int(np.prod(self.shape))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r}, shape={list(self.file_shape)}, {self.dtype})"
+        return f"{type(self).__name__}({self.name!r}, shape={list(self.wire_shape)}, {self.dtype})"
 
 
 @dataclass(frozen=True, slots=True, eq=False, repr=False)
