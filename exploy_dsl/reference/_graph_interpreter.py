@@ -18,8 +18,10 @@ from exploy_dsl.reference._numpy_ops import (
     LEGACY_OPS,
     MULTI_OUTPUT_OPS,
     OPS,
-    slice_with_constant_bounds,
+    identity,
+    makes_new_array,
     supports,
+    with_constant_inputs,
 )
 
 __all__ = ["GraphInterpreter", "GraphInterpreterError"]
@@ -27,6 +29,9 @@ __all__ = ["GraphInterpreter", "GraphInterpreterError"]
 _SUBGRAPH_ATTRS = (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
 # Constant folding keeps results up to this many elements; bigger ones are recomputed per run.
 _FOLD_MAX_ELEMENTS = 1 << 20
+
+
+_NOT_KNOWN = object()  # an input whose value is known only at run time
 
 
 class _Unsupported(Exception):
@@ -192,18 +197,120 @@ def _label(node: onnx.NodeProto, index: int) -> str:
     return f"#{index} {node.op_type}{name}"
 
 
+class _Code(NamedTuple):
+    """A plan as one generated Python function, and its source (for a reader)."""
+
+    run: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    source: str
+
+
+def _generate(
+    steps: Sequence[_Step],
+    constants: Mapping[str, Any],
+    inputs: Sequence[str],
+    outputs: Sequence[str],
+    where: str,
+) -> _Code:
+    """The steps as one function ``run(feeds) -> outputs`` over local variables.
+
+    Each step is one line calling its kernel on locals and constants (globals of the
+    function, as are the kernels and attribute values); an ``Identity`` is an alias, not a
+    line. An input read from ``feeds`` falls back to its entry in ``constants`` (an
+    initializer a feed may override) when there is one. Outputs pass through ``_to_output``
+    unless they are certainly new arrays. A failure is a GraphInterpreterError naming the
+    node whose line raised.
+    """
+    namespace: dict[str, Any] = {"_to_output": _to_output, "ndarray": np.ndarray}
+    exprs: dict[str, str] = {"": "None"}
+    fresh: set[str] = set()  # locals holding a new array (or a NumPy scalar)
+    lines = ["def run(feeds):", "  try:"]
+    labels: dict[int, str] = {}  # line number -> the node (or input) it evaluates
+
+    def expr(name: str) -> str:
+        found = exprs.get(name)
+        if found is None:  # a constant, bound on first use
+            found = exprs[name] = f"c{len(exprs)}"
+            namespace[found] = constants[name]
+        return found
+
+    def line(text: str, label: str) -> None:
+        lines.append(f"    {text}")
+        labels[len(lines)] = label
+
+    for index, name in enumerate(inputs):
+        var = exprs[name] = f"x{index}"
+        if name in constants:
+            namespace[f"d{index}"] = constants[name]
+            line(f"{var} = feeds.get({name!r}, d{index})", f"input {name!r}")
+        else:
+            line(f"{var} = feeds[{name!r}]", f"input {name!r}")
+    for index, step in enumerate(steps):
+        if step.fn is identity and not step.multi and not step.attrs and len(step.inputs) == 1:
+            exprs[step.outputs[0]] = expr(step.inputs[0])
+            continue
+        namespace[f"k{index}"] = step.fn
+        args = [expr(name) for name in step.inputs]
+        for key, value in step.attrs.items():  # parameter names of the kernel (supports())
+            namespace[f"a{index}_{key}"] = value
+            args.append(f"{key}=a{index}_{key}")
+        targets = [f"v{index}_{k}" for k in range(len(step.outputs))]
+        exprs.update(zip(step.outputs, targets, strict=True))
+        if not step.multi and makes_new_array(step.fn):
+            fresh.update(targets)
+        target = "".join(f"{t}, " for t in targets) if step.multi else targets[0]
+        line(f"{target} = k{index}({', '.join(args)})", step.label)
+    results = "".join(
+        f"{var} if type({var}) is ndarray else _to_output({var}), "
+        if var in fresh
+        else f"_to_output({var}), "
+        for var in map(expr, outputs)
+    )
+    lines += [
+        f"    return ({results})",
+        "  except Exception as exc:",
+        "    raise _failure(exc) from exc",
+    ]
+    source = "\n".join(lines) + "\n"
+    code = compile(source, f"<exploy_dsl plan of {where}>", "exec")
+    exec(code, namespace)  # defines run() from the source built above, nothing else
+    run = namespace["run"]
+
+    def failure(exc: Exception) -> GraphInterpreterError:
+        node = "?"
+        trace = exc.__traceback__
+        while trace is not None:  # run's own frame says which of its lines raised
+            if trace.tb_frame.f_code is run.__code__:
+                node = labels.get(trace.tb_lineno, "?")
+                break
+            trace = trace.tb_next
+        reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return GraphInterpreterError(f"{node} failed: {reason}", node=node, reason=reason)
+
+    namespace["_failure"] = failure
+    return _Code(run, source)
+
+
 class GraphInterpreter:
     """Run one ONNX model with NumPy.
 
-    The constructor turns the graph into a flat plan (a list of steps in topological order, with
-    attributes parsed, initializers and ``Constant`` nodes converted to arrays, and table ops
-    whose inputs are all constant folded). :meth:`run` then only evaluates that plan. Ops absent
-    from :data:`exploy_dsl.reference._numpy_ops.OPS`, and nodes with subgraphs (``If``, ``Loop``,
+    The constructor turns the graph into a plan: steps in topological order, with attributes
+    parsed, initializers and ``Constant`` nodes converted to arrays, table ops whose inputs
+    are all constant folded and kernels with their constant inputs worked in (slice bounds,
+    Gemm weights); that plan becomes one generated Python function whose locals hold the
+    values, so :meth:`run` does no per-node lookups. Ops absent from
+    :data:`exploy_dsl.reference._numpy_ops.OPS`, and nodes with subgraphs (``If``, ``Loop``,
     ``Scan``), run node-by-node through ``onnx.reference.ReferenceEvaluator``;
     :attr:`fallback_ops` lists their op types.
 
     Returned arrays may share memory with the feeds; arrays derived from constants are copied.
+
+    ``run_unchecked(feeds)`` is :meth:`run` for a caller that already holds every input as an
+    array (other keys of ``feeds`` are ignored) and runs inside ``np.errstate(all="ignore")``:
+    it returns the outputs as a tuple in :attr:`output_names` order; a failing node is still a
+    :class:`GraphInterpreterError` naming it.
     """
+
+    run_unchecked: Callable[[Mapping[str, Any]], tuple[Any, ...]]
 
     def __init__(self, model: onnx.ModelProto, *, fold_constants: bool = True) -> None:
         if not isinstance(model, onnx.ModelProto):
@@ -215,7 +322,7 @@ class GraphInterpreter:
         self._opset = default_opset(model, missing=onnx.defs.onnx_opset_version())
         self._fold = fold_constants
 
-        env: dict[str, Any] = {"": None}
+        env: dict[str, Any] = {}
         for tensor in graph.initializer:
             env[tensor.name] = _readonly(numpy_helper.to_array(tensor))
         for sparse in graph.sparse_initializer:
@@ -226,6 +333,7 @@ class GraphInterpreter:
         self._output_names = tuple(v.name for v in graph.output)
         # Values known at plan time (initializers a feed may override are excluded).
         known = {name: value for name, value in env.items() if name not in self._input_set}
+        known[""] = None  # an omitted optional input
 
         self._fallback_ops: list[str] = []
         steps: list[_Step] = []
@@ -235,14 +343,15 @@ class GraphInterpreter:
             if step is not None:
                 steps.append(step)
         env.update(known)
-        self._env = env
-        self._steps = tuple(steps)
 
         defined = set(env) | self._input_set
         defined.update(name for step in steps for name in step.outputs)
         missing = [name for name in self._output_names if name not in defined]
         if missing:
             raise GraphInterpreterError(f"graph outputs {missing} are never computed")
+        where = repr(graph.name) if graph.name else "a graph"
+        self._code = _generate(steps, env, self._input_names, self._output_names, where)
+        self.run_unchecked = self._code.run
 
     # ----------------------------------------------------------------------------------------
     # planning
@@ -283,11 +392,13 @@ class GraphInterpreter:
             if values is not None:
                 known.update(zip(outputs, values, strict=True))
                 return None
-        if node.op_type == "Slice" and len(inputs) >= 3 and all(n in known for n in inputs[1:]):
-            # Observation pipelines slice with constant bounds; resolve them once, not per tick.
-            bounds = [known[n] for n in inputs[1:]]
-            slicer = slice_with_constant_bounds(*bounds)
-            return _Step(slicer, (inputs[0],), tuple(outputs), {}, False, label)
+        # Constant inputs worked into the kernel once (slice bounds, Gemm weights), not per run.
+        bound = with_constant_inputs(
+            node.op_type, [known.get(n, _NOT_KNOWN) for n in inputs], _NOT_KNOWN, attrs
+        )
+        if bound is not None:
+            kernel, taken = bound
+            return _Step(kernel, tuple(inputs[i] for i in taken), tuple(outputs), {}, multi, label)
         return step
 
     def _table_op(self, node: onnx.NodeProto) -> Callable[..., Any] | None:
@@ -370,32 +481,16 @@ class GraphInterpreter:
             raise GraphInterpreterError(
                 f"missing feed(s) {missing}; the graph expects inputs {list(self._input_names)}"
             )
-        env = self._env.copy()
+        arrays: dict[str, Any] = {}
         for name, value in feeds.items():
             if name not in self._input_set:
                 raise GraphInterpreterError(
                     f"unknown feed {name!r}; the graph expects inputs {list(self._input_names)}"
                 )
-            env[name] = np.asarray(value)
-
-        step: _Step | None = None
-        try:
-            with np.errstate(all="ignore"):
-                for step in self._steps:
-                    fn, ins, outs, attrs, multi, _ = step
-                    result = fn(*[env[n] for n in ins], **attrs)
-                    if multi:
-                        env.update(zip(outs, result, strict=True))
-                    else:
-                        env[outs[0]] = result
-        except Exception as exc:
-            node = step.label if step is not None else "?"
-            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-            raise GraphInterpreterError(
-                f"{node} failed: {reason}", node=node, reason=reason
-            ) from exc
-
-        return {name: _to_output(env[name]) for name in self._output_names}
+            arrays[name] = np.asarray(value)
+        with np.errstate(all="ignore"):
+            values = self.run_unchecked(arrays)
+        return dict(zip(self._output_names, values, strict=True))
 
 
 def _to_output(value: Any) -> Any:

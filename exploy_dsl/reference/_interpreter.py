@@ -175,7 +175,7 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
     return _positional(call, signature)
 
 
-def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
+def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> _OnnxActor:
     # The same NumPy interpreter as the stages; initializers listed as inputs are not inputs.
     try:
         interpreter = GraphInterpreter(model)
@@ -194,19 +194,39 @@ def _onnx_actor(model: onnx.ModelProto, signature: ActorSignature) -> ActorFn:
             f"{list(interpreter.output_names)}; its signature says {sorted(wanted_in)} -> "
             f"{wanted_out}."
         )
+    return _OnnxActor(interpreter, wanted_out)
 
-    def run(feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+
+class _OnnxActor:
+    """An ONNX actor run by the graph interpreter: ``actor(feeds)`` like any ActorFn."""
+
+    def __init__(self, interpreter: GraphInterpreter, outputs: list[str]) -> None:
+        self._interpreter = interpreter
+        names = interpreter.output_names
+        self._outputs = tuple((name, names.index(name)) for name in outputs)
+
+    def __call__(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            results = interpreter.run(dict(feeds))
+            results = self._interpreter.run(dict(feeds))
         except GraphInterpreterError as exc:
-            raise GraphInterpreterError(
-                f"reference actor ONNX model failed in the reference interpreter: {exc}",
-                node=exc.node,
-                reason=exc.reason,
-            ) from exc
-        return {name: np.asarray(results[name], dtype=np.float32) for name in wanted_out}
+            raise _actor_failed(exc) from exc
+        return {name: np.asarray(results[name], dtype=np.float32) for name, _ in self._outputs}
 
-    return run
+    def unchecked(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``self(feeds)`` for feeds the tick built (arrays), inside its ``np.errstate``."""
+        try:
+            values = self._interpreter.run_unchecked(feeds)
+        except GraphInterpreterError as exc:
+            raise _actor_failed(exc) from exc
+        return {name: np.asarray(values[i], dtype=np.float32) for name, i in self._outputs}
+
+
+def _actor_failed(exc: GraphInterpreterError) -> GraphInterpreterError:
+    return GraphInterpreterError(
+        f"reference actor ONNX model failed in the reference interpreter: {exc}",
+        node=exc.node,
+        reason=exc.reason,
+    )
 
 
 def _reshape(value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -240,6 +260,10 @@ class _NumpyTick:
         # The apply-only step's actions and obs: the same zeros every tick, so read-only.
         self._zeros = {n: _frozen(np.zeros(shapes[n], np.float32)) for n in (ACTIONS, OBS)}
         self.step_count = 0  # the tick being run, for error messages
+        # run() is called inside np.errstate(all="ignore"); an actor that is not ours (torch,
+        # a function) runs under the caller's error state, as it would outside the tick.
+        self.foreign_actor = not isinstance(actor, _OnnxActor)
+        self.caller_errors: dict[str, str] = {}
 
     def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if kind != "actor":
@@ -247,7 +271,12 @@ class _NumpyTick:
         if self._fold is not None:
             a, c = self._fold
             env = {**env, OBS: env[OBS] * a + c}
-        outputs = self._actor(self._signature.feeds(env, _reshape))
+        feeds = self._signature.feeds(env, _reshape)
+        if isinstance(self._actor, _OnnxActor):
+            outputs = self._actor.unchecked(feeds)
+        else:
+            with np.errstate(**self.caller_errors):  # type: ignore[arg-type]
+                outputs = self._actor(feeds)
         for port in self._signature.outputs:
             value = outputs.get(port.name)
             if value is not None and port.actor_shape is not None:
@@ -278,13 +307,14 @@ class _Stage:
                 node=exc.node,
                 reason=exc.reason,
             ) from exc
-        self._reads = self._graph.input_names
         # Memory writes leave the graph as memory.<name>.out; the env keeps them as memory.<name>.
-        self._writes = tuple(zip(stage.output_names, stage.writes, strict=True))
+        order = {name: write for name, write in zip(stage.output_names, stage.writes, strict=True)}
+        self._writes = tuple(order[name] for name in self._graph.output_names)
 
     def run(self, env: Mapping[str, np.ndarray], tick: int) -> dict[str, np.ndarray]:
+        """The stage's writes; ``env`` holds arrays, the caller holds ``np.errstate``."""
         try:
-            results = self._graph.run({name: env[name] for name in self._reads})
+            values = self._graph.run_unchecked(env)  # reads its inputs, by name, from env
         except GraphInterpreterError as exc:
             raise GraphInterpreterError(
                 f"{self._where} failed at ctx.step_count {tick} in the reference interpreter: "
@@ -295,7 +325,7 @@ class _Stage:
                 node=exc.node,
                 reason=exc.reason,
             ) from exc
-        return {write: results[name] for name, write in self._writes}
+        return dict(zip(self._writes, values, strict=True))
 
 
 class ReferenceInterpreter:
@@ -330,6 +360,8 @@ class ReferenceInterpreter:
         self._inputs = {p.name: (p.file_shape, p.np_dtype) for p in prog.inputs}
         self._input_keys = frozenset(self._inputs)
         self._memories = {m.key: m.init for m in prog.memories}
+        self._output_wires = self.traced.output_wires
+        self._memory_wires = self.traced.memory_wires
         self._first_tick = first_tick
         self.tick = first_tick
         self.memory: dict[str, np.ndarray] = {}
@@ -344,17 +376,21 @@ class ReferenceInterpreter:
         """One tick (DESIGN.md section 3): policy step when ``tick % decimation == 0``."""
         env = self._check(inputs)
         env.update(self.memory)
-        self._tick.step_count = self.tick
+        tick = self._tick
+        tick.step_count = self.tick
         env[STEP_COUNT] = np.asarray(self.tick, np.int32)  # stages read it as v.tick / v.time
-        result = run_tick(
-            self._tick,
-            env,
-            policy_step=is_policy_step(self.tick, self._decimation),
-            outputs=self.traced.output_wires,
-            memories=self.traced.memory_wires,
-        )
+        if tick.foreign_actor:
+            tick.caller_errors = np.geterr()  # type: ignore[assignment]
+        with np.errstate(all="ignore"):  # once for every stage of the tick
+            result = run_tick(
+                tick,
+                env,
+                policy_step=is_policy_step(self.tick, self._decimation),
+                outputs=self._output_wires,
+                memories=self._memory_wires,
+            )
         # Owned copies: a stage may pass an input (the caller's buffer) straight into memory.
-        self.memory = {key: result[out].copy() for key, out in self.traced.memory_wires}
+        self.memory = {key: result[out].copy() for key, out in self._memory_wires}
         self.tick += 1
         return result
 
@@ -372,12 +408,11 @@ class ReferenceInterpreter:
                 f"reference step: missing input(s) {missing}, unknown input(s) {unknown}; "
                 f"expected exactly {list(self._inputs)}."
             )
-        env: dict[str, np.ndarray] = {}
+        env = dict(inputs)
         for name, (shape, dtype) in self._inputs.items():
-            value = inputs[name]
-            if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
-                value = self._convert(name, value, shape, dtype)
-            env[name] = value
+            value = env[name]
+            if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
+                env[name] = self._convert(name, value, shape, dtype)
         return env
 
     @staticmethod

@@ -56,6 +56,18 @@ def _ints(value: Any) -> list[int]:
     return [int(v) for v in np.asarray(value).reshape(-1).tolist()]
 
 
+def _new_array(fn: Op) -> Op:
+    """Marks a kernel whose result is always a new array (or a NumPy scalar), never an input
+    or a view of one: the interpreter hands it out without checking."""
+    fn.new_array = True  # type: ignore[attr-defined]
+    return fn
+
+
+def makes_new_array(fn: Op) -> bool:
+    """Whether ``fn``'s result is always a new array or a NumPy scalar (ufuncs, marked ones)."""
+    return isinstance(fn, np.ufunc) or getattr(fn, "new_array", False) is True
+
+
 def _variadic(fn: Callable[[Any, Any], Any]) -> Op:
     def op(*inputs: Array) -> Any:
         return functools.reduce(fn, inputs)
@@ -102,16 +114,43 @@ def _mean(*inputs: Array) -> Any:
 # --- activations ----------------------------------------------------------------------------
 
 
+@_new_array
 def _sigmoid(x: Array) -> Any:
     return 1 / (1 + np.exp(-x))
 
 
+_ZEROS: dict[np.dtype[Any], Array] = {}
+
+
+def _zero(x: Array) -> Array:
+    """A read-only 0-d zero of ``x``'s dtype: the same number as a Python ``0`` would be in a
+    ufunc with ``x``, without NumPy working out a Python scalar's type on every call."""
+    zero = _ZEROS.get(x.dtype)
+    if zero is None:
+        zero = _ZEROS[x.dtype] = np.zeros((), x.dtype)
+        zero.flags.writeable = False
+    return zero
+
+
+@_new_array
 def _relu(x: Array) -> Any:
-    return np.maximum(x, 0)
+    x = np.asarray(x)
+    return np.maximum(x, _zero(x))
 
 
+@_new_array
 def _elu(x: Array, alpha: float = 1.0) -> Any:
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+    # expm1 overflows where x > 0 (the interpreter runs under np.errstate(all="ignore")); those
+    # elements are replaced by x, as in np.where(x > 0, x, alpha * np.expm1(x)).
+    x = np.asarray(x)
+    out = np.expm1(x)
+    if alpha != 1.0:
+        out = alpha * out
+    positive = np.greater(x, _zero(x))
+    if type(out) is not np.ndarray:  # a 0-d x gives a NumPy scalar
+        return np.where(positive, x, out)
+    np.copyto(out, x, where=positive)
+    return out
 
 
 def _selu(
@@ -152,6 +191,19 @@ def _clip(
     if high is not None:
         out = np.minimum(out, high)
     return out
+
+
+def _clip_between(low: Any, high: Any) -> Op:
+    """Clip with constant bounds (None: no bound), as ``_clip`` computes it."""
+    if low is None and high is None:
+        return identity
+
+    @_new_array
+    def run(x: Array) -> Any:
+        out = x if low is None else np.maximum(x, low)
+        return out if high is None else np.minimum(out, high)
+
+    return run
 
 
 # Cephes erf / erfc rational approximations (double precision).
@@ -362,8 +414,17 @@ def _arg_extreme(fn: Any) -> Op:
 # --- tensor manipulation --------------------------------------------------------------------
 
 
+@_new_array
 def _concat(*inputs: Array, axis: int) -> Any:
     return np.concatenate(inputs, axis=axis)
+
+
+def _concat_on(axis: int) -> Op:
+    @_new_array
+    def run(*inputs: Array) -> Any:
+        return np.concatenate(inputs, axis=axis)
+
+    return run
 
 
 _INT_MAX_ENDS = frozenset({2**31 - 1, 2**63 - 1})
@@ -374,14 +435,15 @@ def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = N
     return data[_slice_index(data.shape, starts, ends, axes, steps)]
 
 
-def slice_with_constant_bounds(
+def _slice_with_constant_bounds(
     starts: Any, ends: Any, axes: Any = None, steps: Any = None
 ) -> Callable[[Array], Any]:
     """Slice whose bounds are constants: the index is worked out once per input shape."""
     cache: dict[tuple[int, ...], tuple[slice, ...]] = {}
 
     def run(data: Array) -> Any:
-        data = np.asarray(data)
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
         index = cache.get(data.shape)
         if index is None:
             index = cache[data.shape] = _slice_index(data.shape, starts, ends, axes, steps)
@@ -506,7 +568,8 @@ def _cast_like(x: Array, target: Array, saturate: int = 1) -> Any:
     return np.asarray(x).astype(np.asarray(target).dtype, copy=False)
 
 
-def _identity(x: Any) -> Any:
+def identity(x: Any) -> Any:
+    """Identity's kernel (the interpreter's plan aliases it instead of calling it)."""
     return x
 
 
@@ -566,6 +629,7 @@ def _matmul(a: Array, b: Array) -> Any:
     return np.matmul(a, b)
 
 
+@_new_array
 def _gemm(
     a: Array,
     b: Array,
@@ -575,14 +639,31 @@ def _gemm(
     transA: int = 0,  # ONNX attribute names
     transB: int = 0,
 ) -> Any:
-    a = np.asarray(a)
-    y = np.matmul(a.T if transA else a, np.asarray(b).T if transB else b)
-    dtype = y.dtype
-    if alpha != 1.0:
-        y = y * alpha
-    if c is not None and beta != 0.0:
-        y = y + (c if beta == 1.0 else c * beta)
-    return y.astype(dtype, copy=False)
+    return _gemm_with_constant_b(b, alpha, beta, transA, transB)(a, c)
+
+
+def _gemm_with_constant_b(
+    b: Array, alpha: float = 1.0, beta: float = 1.0, transA: int = 0, transB: int = 0
+) -> Op:
+    """Gemm with ``B`` given once (an actor's weights): its transpose, a view, is taken here.
+
+    ``np.dot`` of 2-D operands (Gemm's) is the product ``np.matmul`` gives, bit for bit, and
+    the one ``onnx.reference`` computes.
+    """
+    rhs = np.asarray(b).T if transB else np.asarray(b)
+
+    @_new_array
+    def run(a: Array, c: Array | None = None) -> Any:
+        a = np.asarray(a)
+        y = np.dot(a.T if transA else a, rhs)
+        dtype = y.dtype
+        if alpha != 1.0:
+            y = y * alpha
+        if c is not None and beta != 0.0:
+            y = y + (c if beta == 1.0 else c * beta)
+        return y if y.dtype == dtype else y.astype(dtype)
+
+    return run
 
 
 def _einsum(*inputs: Array, equation: str) -> Any:
@@ -706,7 +787,7 @@ OPS: dict[str, Op] = {
     "Range": _range,
     "Cast": _cast,
     "CastLike": _cast_like,
-    "Identity": _identity,
+    "Identity": identity,
 }
 
 # Ops whose semantics changed: for a default-domain opset below the version, use the function.
@@ -717,6 +798,31 @@ LEGACY_OPS: dict[str, tuple[int, Op]] = {
 
 # Ops that return a tuple with one array per node output.
 MULTI_OUTPUT_OPS = frozenset({"Split"})
+
+
+def with_constant_inputs(
+    op_type: str, values: Sequence[Any], unknown: object, attrs: Mapping[str, Any]
+) -> tuple[Op, tuple[int, ...]] | None:
+    """A node's kernel with its constant inputs (and attributes) worked in once.
+
+    ``values`` holds the node's inputs, ``unknown`` where a value is known only at run time.
+    Returns the kernel and the positions of the inputs it still takes, or None when the op has
+    no such kernel (or these constants do not fit it): the table's kernel is used as it is.
+    The kernel computes exactly what the table's would, with the same NumPy calls.
+    """
+    known = [value is not unknown for value in values]
+    if op_type == "Slice" and not attrs and len(values) >= 3 and all(known[1:]):
+        # Observation pipelines slice with constant bounds; resolve them once, not per tick.
+        return _slice_with_constant_bounds(*values[1:]), (0,)
+    if op_type == "Gemm" and len(values) >= 2 and known[1] and np.ndim(values[1]) == 2:
+        return _gemm_with_constant_b(values[1], **attrs), (0, *range(2, len(values)))
+    if op_type == "Clip" and all(known[1:]):
+        low = values[1] if len(values) > 1 and values[1] is not None else attrs.get("min")
+        high = values[2] if len(values) > 2 and values[2] is not None else attrs.get("max")
+        return _clip_between(low, high), (0,)
+    if op_type == "Concat" and "axis" in attrs:
+        return _concat_on(attrs["axis"]), tuple(range(len(values)))
+    return None
 
 
 @functools.cache
