@@ -210,7 +210,7 @@ class _OnnxActor:
             results = self._interpreter.run(dict(feeds))
         except GraphInterpreterError as exc:
             raise _actor_failed(exc) from exc
-        return {name: np.asarray(results[name], dtype=np.float32) for name, _ in self._outputs}
+        return {name: _float32(results[name]) for name, _ in self._outputs}
 
     def unchecked(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``self(feeds)`` for feeds the tick built (arrays), inside its ``np.errstate``."""
@@ -218,7 +218,13 @@ class _OnnxActor:
             values = self._interpreter.run_unchecked(feeds)
         except GraphInterpreterError as exc:
             raise _actor_failed(exc) from exc
-        return {name: np.asarray(values[i], dtype=np.float32) for name, i in self._outputs}
+        return {name: _float32(values[i]) for name, i in self._outputs}
+
+
+def _float32(value: Any) -> np.ndarray:
+    if type(value) is np.ndarray and value.dtype == np.float32:
+        return value
+    return np.asarray(value, dtype=np.float32)
 
 
 def _actor_failed(exc: GraphInterpreterError) -> GraphInterpreterError:
@@ -310,11 +316,12 @@ class _Stage:
         # Memory writes leave the graph as memory.<name>.out; the env keeps them as memory.<name>.
         order = {name: write for name, write in zip(stage.output_names, stage.writes, strict=True)}
         self._writes = tuple(order[name] for name in self._graph.output_names)
+        self._run = self._graph.run_unchecked
 
     def run(self, env: Mapping[str, np.ndarray], tick: int) -> dict[str, np.ndarray]:
         """The stage's writes; ``env`` holds arrays, the caller holds ``np.errstate``."""
         try:
-            values = self._graph.run_unchecked(env)  # reads its inputs, by name, from env
+            values = self._run(env)  # reads its inputs, by name, from env
         except GraphInterpreterError as exc:
             raise GraphInterpreterError(
                 f"{self._where} failed at ctx.step_count {tick} in the reference interpreter: "
@@ -359,6 +366,7 @@ class ReferenceInterpreter:
         self._decimation = prog.decimation
         self._inputs = {p.name: (p.file_shape, p.np_dtype) for p in prog.inputs}
         self._input_keys = frozenset(self._inputs)
+        self._input_specs = tuple((name, *spec) for name, spec in self._inputs.items())
         self._memories = {m.key: m.init for m in prog.memories}
         self._output_wires = self.traced.output_wires
         self._memory_wires = self.traced.memory_wires
@@ -396,7 +404,7 @@ class ReferenceInterpreter:
 
     def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """The inputs by name, each an array of its declared shape and dtype."""
-        if not isinstance(inputs, Mapping):
+        if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise RuntimeInputError(
                 f"reference step() takes a dict of input name -> array, got "
                 f"{type(inputs).__name__}."
@@ -409,7 +417,7 @@ class ReferenceInterpreter:
                 f"expected exactly {list(self._inputs)}."
             )
         env = dict(inputs)
-        for name, (shape, dtype) in self._inputs.items():
+        for name, shape, dtype in self._input_specs:
             value = env[name]
             if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
                 env[name] = self._convert(name, value, shape, dtype)

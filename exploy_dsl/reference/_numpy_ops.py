@@ -647,8 +647,9 @@ def _gemm_with_constant_b(
 ) -> Op:
     """Gemm with ``B`` given once (an actor's weights): its transpose, a view, is taken here.
 
-    ``np.dot`` of 2-D operands (Gemm's) is the product ``np.matmul`` gives, bit for bit, and
-    the one ``onnx.reference`` computes.
+    The product is ``np.dot``'s, the call ``onnx.reference`` makes (for Gemm's 2-D operands,
+    the product ``np.matmul`` gives); ``alpha`` and ``C`` are applied to it in place, with the
+    same roundings as ``y * alpha + C``.
     """
     rhs = np.asarray(b).T if transB else np.asarray(b)
 
@@ -657,10 +658,15 @@ def _gemm_with_constant_b(
         a = np.asarray(a)
         y = np.dot(a.T if transA else a, rhs)
         dtype = y.dtype
+        in_place = dtype.kind == "f"  # an integer Y times a float alpha is cast back at the end
         if alpha != 1.0:
-            y = y * alpha
+            y = np.multiply(y, alpha, out=y) if in_place else y * alpha
         if c is not None and beta != 0.0:
-            y = y + (c if beta == 1.0 else c * beta)
+            bias = c if beta == 1.0 else c * beta
+            if in_place and getattr(bias, "dtype", None) == dtype:
+                np.add(y, bias, out=y)  # C broadcasts to Y's shape (unidirectional in ONNX)
+            else:
+                y = y + bias
         return y if y.dtype == dtype else y.astype(dtype)
 
     return run

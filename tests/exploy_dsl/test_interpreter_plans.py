@@ -194,6 +194,24 @@ BOUND_CASES = [
     ),
     case("Gemm", ("a", X23), ("b", W34), ("c", f32(4)), id="beta0", beta=0.0, consts=["b", "c"]),
     case(
+        "Gemm",
+        ("a", X23.astype(np.float64)),
+        ("b", W34.astype(np.float64)),
+        ("c", f32(4).astype(np.float64)),
+        id="float64-alpha",
+        alpha=0.25,
+        consts=["b", "c"],
+    ),
+    case(
+        "Gemm",
+        ("a", np.arange(6, dtype=np.int32).reshape(2, 3)),
+        ("b", np.arange(-6, 6, dtype=np.int32).reshape(3, 4)),
+        ("c", np.array([1, -2, 3, 4], np.int32)),
+        id="int32-alpha",
+        alpha=0.5,
+        consts=["b", "c"],
+    ),
+    case(
         "Clip",
         ("x", X23),
         ("lo", scalar(-0.5, np.float32)),
@@ -223,7 +241,12 @@ BOUND_CASES = [
 ]
 
 
-NOT_IN_ONNXRUNTIME = {"Elu-float64", "Elu-float16", "Relu-int8"}  # CPU kernels it lacks
+NOT_IN_ONNXRUNTIME = {
+    "Gemm-int32-alpha",
+    "Elu-float64",
+    "Elu-float16",
+    "Relu-int8",
+}  # CPU kernels it lacks
 
 
 @pytest.mark.parametrize("c", BOUND_CASES, ids=[c.id for c in BOUND_CASES])
