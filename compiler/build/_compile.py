@@ -21,6 +21,7 @@ from compiler.build._fold import fold_observation
 from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
+from compiler.build._rewrite import apply_rewrites
 from compiler.build._self_test import record_self_test
 from compiler.build._stitch import stitch
 from compiler.build._targets import Target, parse_target, resolve_versions
@@ -55,6 +56,7 @@ def compile_program(
     output: str | os.PathLike[str] | None = None,
     self_test: InputStream | None = None,
     batch: Batch | None = None,
+    rewrites: bool = True,
 ) -> onnx.ModelProto:
     """Trace, check sizes and finiteness, stitch, add initializers and metadata, verify with
     onnx.checker and onnxruntime (one tick of each mode); optionally write.
@@ -72,6 +74,9 @@ def compile_program(
     lockstep. Before it is written, the batched file is run with different inputs in every
     env against the batch-1 file fed each env alone. Such a file is not for exploy's
     controller (batch 1); ``self_test`` is for robot files and is refused with it.
+
+    ``rewrites=False`` leaves out the build's rewrites (``compiler/build/_rewrite.py``):
+    fewer, fused nodes computing the same bits.
     """
     chosen = parse_target(target) if target is not None else None
     opset, ir_version = resolve_versions(
@@ -91,13 +96,31 @@ def compile_program(
             "compile the robot file (batch 1) with it."
         )
     model, data, built = _build(
-        traced, actor, opset, ir_version, chosen, exporter, model_source, stamp, warn=True
+        traced,
+        actor,
+        opset,
+        ir_version,
+        chosen,
+        exporter,
+        model_source,
+        stamp,
+        warn=True,
+        rewrites=rewrites,
     )
     if batched:
         # The robot's file of the same program and actor: what each env must compute alone.
         robot = traced.at_batch(1)
         _, robot_data, robot_built = _build(
-            robot, actor, opset, ir_version, chosen, exporter, None, False, warn=False
+            robot,
+            actor,
+            opset,
+            ir_version,
+            chosen,
+            exporter,
+            None,
+            False,
+            warn=False,
+            rewrites=rewrites,
         )
         check_envs(data, built, robot_data, robot_built)
     if self_test is not None:
@@ -120,6 +143,7 @@ def _build(
     stamp: bool,
     *,
     warn: bool,
+    rewrites: bool,
 ) -> tuple[onnx.ModelProto, bytes, TracedProgram]:
     """The verified file (model and bytes) and the program as it carries it."""
     check_program(traced.program)
@@ -138,6 +162,7 @@ def _build(
     check_finite(traced, loaded)
     loaded = fold_observation(traced, loaded)  # fold_into_actor: normalizer and scales
     model = stitch(traced, loaded)
+    build = apply_rewrites(model) if rewrites else []
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
         Part(f"the actor ({loaded.source})", loaded.model),
@@ -153,6 +178,7 @@ def _build(
         model_source,
         stamp=export_date() if stamp else None,
         target=chosen.spec if chosen is not None else None,
+        rewrites=build,
     )
     for key, value in props.items():
         model.metadata_props.add(key=key, value=value)

@@ -10,6 +10,7 @@ import numpy as np
 
 import exploy_dsl
 from compiler.build._reproducible import STAMP_KEY, stage_hashes, tool_versions, weights_sha256
+from compiler.build._rewrite import BUILD_KEY
 from compiler.build._stage_summary import stage_summaries
 from exploy_dsl import Actor, ActorPort, Memory, ObsTerm, TracedProgram
 from exploy_dsl.contract._batch import BATCH_DIM, BATCH_KEY, Batch, batch_record
@@ -32,6 +33,7 @@ def metadata(
     *,
     stamp: str | None = None,
     target: str | None = None,
+    rewrites: list[dict[str, Any]] | None = None,
 ) -> dict[str, str]:
     """Every metadata key of the file, in a fixed order.
 
@@ -65,6 +67,8 @@ def metadata(
             props[mem.metadata_key] = to_json(mem.metadata)
     props.update(_own_keys(traced, actor))
     props.update(_provenance(traced, actor, target))
+    if rewrites is not None:
+        props[BUILD_KEY] = to_json({"rewrites": rewrites})
     return props
 
 

@@ -71,6 +71,12 @@ def register(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help=f"ticks the self-test keeps (default {DEFAULT_TICKS}, at most {MAX_TICKS})",
     )
+    p.add_argument(
+        "--no-rewrites",
+        action="store_true",
+        help="leave out the build's rewrites (fused observation, apply_actions after the If, "
+        "no Identity): the same values from more nodes",
+    )
     p.set_defaults(run=run)
 
 
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             output=output,
             self_test=self_test,
             batch=batch,
+            rewrites=not args.no_rewrites,
         )
     for warning in caught:
         if issubclass(warning.category, ExployDslWarning):

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from compiler.build._articulation import target_articulations
+from compiler.build._rewrite import BUILD_KEY, REWRITES
 from compiler.build._targets import oldest_onnxruntime
 from compiler.tools._inspect import one_env_init
 from exploy_dsl import FileContract
@@ -45,6 +46,7 @@ def render_explain(contract: FileContract, source: str) -> str:
         lines += _stage(kind, stages.get(kind) if isinstance(stages, dict) else None)
     lines += _joints(meta)
     lines += _memory(contract)
+    lines += _build(meta)
     lines += _bound(meta)
     return "\n".join(lines) + "\n"
 
@@ -375,6 +377,25 @@ def _memory(contract: FileContract) -> list[str]:
         init, envs = one_env_init(contract.initial_values[wire.name], wire, contract)
         lines.append(
             f"  {name}  {wire.dtype}{wire.declared_shape}{envs}  {_values(init.reshape(-1))}"
+        )
+    return lines
+
+
+def _build(meta: dict[str, Any]) -> list[str]:
+    """The build's rewrites that changed the file (compiler/build/_rewrite.py)."""
+    build = meta.get(BUILD_KEY)
+    if not isinstance(build, dict):
+        return []
+    steps = [s for s in build.get("rewrites", []) if isinstance(s, dict)]
+    if not steps:
+        return ["", "build rewrites: none (compiled with --no-rewrites)"]
+    summaries = {r.name: r.summary for r in REWRITES}
+    lines = ["", "build rewrites (each keeps every output bit for bit), in order:"]
+    for step in steps:
+        before, after = step.get("nodes", ["?", "?"])
+        name = str(step.get("step"))
+        lines.append(
+            f"  {name}: {before} -> {after} nodes; {summaries.get(name, '(unknown step)')}"
         )
     return lines
 

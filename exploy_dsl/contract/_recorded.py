@@ -211,6 +211,9 @@ OWN_KEYS: dict[str, Schema] = {
     ),
     "exploy_dsl.tools": dict_of(optional(STR)),
     "exploy_dsl.stages": dict_of(_STAGE),
+    "exploy_dsl.build": record(
+        {"rewrites": list_of(record({"step": STR, "nodes": list_of(COUNT, length=2)}))}
+    ),
 }
 # exploy's keys that our tools read: joint orders and gains.
 EXPLOY_KEYS: tuple[tuple[re.Pattern[str], Schema], ...] = (

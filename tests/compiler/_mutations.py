@@ -20,8 +20,21 @@ def _producer(graph: onnx.GraphProto, name: str) -> onnx.NodeProto:
     return next(n for n in graph.node if name in n.output)
 
 
-def _output_index(model: onnx.ModelProto, name: str) -> int:
-    return [o.name for o in model.graph.output].index(name)
+def _through_identities(graph: onnx.GraphProto, name: str) -> str:
+    """The value an Identity chain of ``graph`` passes on as ``name``."""
+    while True:
+        node = next((n for n in graph.node if name in n.output), None)
+        if node is None or node.op_type != "Identity":
+            return name
+        name = node.input[0]
+
+
+def _if_position(model: onnx.ModelProto, wire: str) -> int:
+    """Which output of the If the wire is (directly, or through top-level Identities)."""
+    outputs = list(_if_node(model).output)
+    name = _through_identities(model.graph, wire)
+    assert name in outputs, f"{wire} is not an output of the If"
+    return outputs.index(name)
 
 
 def _set_constant(node: onnx.NodeProto, value: np.ndarray) -> None:
@@ -33,7 +46,7 @@ def change_action_constant(model: onnx.ModelProto, old: float, new: float) -> on
     """In the policy branch, the constant multiplying the actor's output: ``old`` -> ``new``."""
     mutated = onnx.ModelProto.FromString(model.SerializeToString())
     then = _branches(mutated)["then_branch"]
-    actor_out = _producer(then, then.output[_output_index(mutated, "actions")].name).input[0]
+    actor_out = _through_identities(then, then.output[_if_position(mutated, "actions")].name)
     (mul,) = [n for n in then.node if n.op_type == "Mul" and actor_out in n.input]
     const = _producer(then, next(i for i in mul.input if i != actor_out))
     value = numpy_helper.to_array(const.attribute[0].t)
@@ -43,15 +56,14 @@ def change_action_constant(model: onnx.ModelProto, old: float, new: float) -> on
 
 
 def swap_outputs(model: onnx.ModelProto, a: str, b: str) -> onnx.ModelProto:
-    """Both branches return ``a``'s value as ``b`` and ``b``'s as ``a`` (names stay in place)."""
+    """Wire ``a`` carries ``b``'s value and ``b`` ``a``'s, in both modes (names stay in place):
+    the nodes that make the two wires swap their output names."""
     mutated = onnx.ModelProto.FromString(model.SerializeToString())
-    i, j = _output_index(mutated, a), _output_index(mutated, b)
-    for branch in _branches(mutated).values():
-        first, second = onnx.ValueInfoProto(), onnx.ValueInfoProto()
-        first.CopyFrom(branch.output[i])
-        second.CopyFrom(branch.output[j])
-        branch.output[i].CopyFrom(second)
-        branch.output[j].CopyFrom(first)
+    swapped = {a: b, b: a}
+    for graph in [mutated.graph]:
+        for node in graph.node:
+            node.output[:] = [swapped.get(o, o) for o in node.output]
+            node.input[:] = [swapped.get(i, i) for i in node.input]
     return mutated
 
 
@@ -79,9 +91,10 @@ def feed_memory_from(model: onnx.ModelProto, memory_out: str, source: str) -> on
     """In the policy branch, ``memory_out`` is fed from ``source`` instead of its own value."""
     mutated = onnx.ModelProto.FromString(model.SerializeToString())
     then = _branches(mutated)["then_branch"]
-    identity = _producer(then, then.output[_output_index(mutated, memory_out)].name)
-    assert identity.op_type == "Identity"
-    identity.input[0] = source
+    position = _if_position(mutated, memory_out)
+    fed = f"{memory_out}_planted"
+    then.node.append(onnx.helper.make_node("Identity", [source], [fed]))
+    then.output[position].name = fed
     return mutated
 
 
