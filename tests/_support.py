@@ -139,3 +139,46 @@ class CliExample:
     @property
     def model(self) -> onnx.ModelProto:
         return onnx.load(str(self.out))
+
+
+def deployed_outputs(
+    model: onnx.ModelProto, inputs: Mapping[str, np.ndarray], reset: np.ndarray
+) -> list[dict[str, np.ndarray]]:
+    """Every output of every tick, stepped as a controller steps the file: the tick counts
+    from 0 after each reset, memory restarts from the file's initial values, else
+    ``memory.X.in`` is the previous ``memory.X.out``."""
+    sess = session(model)
+    initial = {
+        t.name: numpy_helper.to_array(t)
+        for t in model.graph.initializer
+        if t.name.startswith("memory.")
+    }
+    results: list[dict[str, np.ndarray]] = []
+    memory: dict[str, np.ndarray] = {}
+    tick = 0
+    for k in range(len(reset)):
+        if reset[k]:
+            memory, tick = dict(initial), 0
+        feeds = {name: values[k] for name, values in inputs.items()}
+        feeds.update(memory)
+        feeds["ctx.step_count"] = np.array(tick, np.int32)
+        out = run(sess, feeds)
+        memory = {n[: -len(".out")] + ".in": v for n, v in out.items() if n.startswith("memory.")}
+        results.append(out)
+        tick += 1
+    return results
+
+
+def assert_same_bits(
+    a: onnx.ModelProto, b: onnx.ModelProto, inputs: Mapping[str, np.ndarray], reset: np.ndarray
+) -> None:
+    """``a`` and ``b`` give the same bytes on every output at every tick (NaN, -0.0 included)."""
+    for k, (x, y) in enumerate(
+        zip(deployed_outputs(a, inputs, reset), deployed_outputs(b, inputs, reset), strict=True)
+    ):
+        assert list(x) == list(y)
+        for name in x:
+            assert x[name].dtype == y[name].dtype and x[name].shape == y[name].shape, name
+            assert x[name].tobytes() == y[name].tobytes(), (
+                f"tick {k}, {name}: {x[name]} != {y[name]}"
+            )

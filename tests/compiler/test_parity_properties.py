@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from spox import Var
 
-from compiler import check_parity, compile_program
+from compiler import check_parity, compile_program, random_stream
 from exploy_dsl import Program
-from tests._support import mlp_actor
+from tests._support import assert_same_bits, mlp_actor
 
 # A small, fixed budget: the same examples on every run, so CI is stable and fast.
 BUDGET = settings(
@@ -252,3 +252,7 @@ def test_random_programs_keep_parity(spec: Spec) -> None:
     report = check_parity(model, program, actor, steps=TICKS, seed=spec.seed)
     assert report.ok, report.render()
     assert report.stream.episodes > 1 or TICKS < 8
+    # The build's rewrites (on by default) change no bit: the same file without them agrees.
+    plain = compile_program(program, actor, rewrites=False)
+    stream = random_stream(program, TICKS, seed=spec.seed)
+    assert_same_bits(model, plain, stream.inputs, stream.reset)
