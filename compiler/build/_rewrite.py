@@ -10,34 +10,36 @@ file are recorded in its ``exploy_dsl.build`` metadata and shown by ``explain``;
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx
-
-from compiler.build._rewrite_affine import affine_concat
-from compiler.build._rewrite_graph import node_count, remove_dead, value_types
-from compiler.build._rewrite_hoist import hoist_shared
-from compiler.build._rewrite_vector import vectorize_concat
-from compiler.build._rewrite_wire import wire_outputs
+if TYPE_CHECKING:
+    import onnx
 
 BUILD_KEY = "exploy_dsl.build"
 
 
 @dataclass(frozen=True, slots=True)
 class Rewrite:
-    """One named build step: ``run`` changes the model in place and returns how much it did."""
+    """One named build step: ``function`` of ``compiler/build/<module>.py`` changes the model in
+    place and returns how much it did (imported when it runs: ``explain`` reads the table)."""
 
     name: str
     summary: str
-    run: Callable[[onnx.ModelProto, dict[str, onnx.TypeProto]], int]
+    module: str
+    function: str
+
+    def run(self, model: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> int:
+        step = getattr(importlib.import_module(f"compiler.build.{self.module}"), self.function)
+        return int(step(model, types))
 
 
 _WIRE = Rewrite(
     "wire_outputs",
     "Identity nodes dropped: each output comes from the node that computes it",
-    lambda model, types: wire_outputs(model),
+    "_rewrite_wire",
+    "wire_outputs",
 )
 # wire_outputs runs first (the other steps then see the values themselves) and last.
 REWRITES: tuple[Rewrite, ...] = (
@@ -45,24 +47,28 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite(
         "hoist_shared",
         "work both branches of the If do (apply_actions) runs once, after the If",
-        hoist_shared,
+        "_rewrite_hoist",
+        "hoist_shared",
     ),
     Rewrite(
         "affine_concat",
         "the constant scales and offsets of concatenated terms (the observation) are one Mul "
         "and one Add after the Concat",
-        affine_concat,
+        "_rewrite_affine",
+        "affine_concat",
     ),
     Rewrite(
         "vectorize_concat",
         "like arithmetic ops whose results are concatenated run once on concatenated operands; "
         "slices of one tensor become one Gather",
-        vectorize_concat,
+        "_rewrite_vector",
+        "vectorize_concat",
     ),
     Rewrite(
         "drop_dead",
         "nodes whose values nothing reads are removed",
-        lambda model, types: remove_dead(model),
+        "_rewrite_graph",
+        "drop_dead",
     ),
     _WIRE,
 )
@@ -71,6 +77,8 @@ REWRITES: tuple[Rewrite, ...] = (
 def apply_rewrites(model: onnx.ModelProto) -> list[dict[str, Any]]:
     """Run every rewrite on ``model`` (in place); for each one that changed it, its name and
     the file's node count (Constants left out) before and after."""
+    from compiler.build._rewrite_graph import node_count, value_types
+
     done: list[dict[str, Any]] = []
     for step in REWRITES:
         before = node_count(model)

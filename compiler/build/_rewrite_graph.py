@@ -183,6 +183,11 @@ def remove_dead(model: onnx.ModelProto) -> int:
             return removed
 
 
+def drop_dead(model: onnx.ModelProto, types: object = None) -> int:
+    """The rewrite step ``drop_dead``: ``remove_dead`` (``types`` unused)."""
+    return remove_dead(model)
+
+
 def attributes_equal(a: onnx.NodeProto, b: onnx.NodeProto) -> bool:
     """Same attributes with the same values (graph attributes never count as equal)."""
 

@@ -17,8 +17,8 @@ from compiler.build._rewrite_graph import local_names, remove_node, rename_uses,
 from exploy_dsl.contract._graphs import graphs
 
 
-def wire_outputs(model: onnx.ModelProto) -> int:
-    """Remove every Identity that is not needed; the number removed."""
+def wire_outputs(model: onnx.ModelProto, types: object = None) -> int:
+    """Remove every Identity that is not needed; the number removed (``types`` unused)."""
     removed = 0
     for graph in list(graphs(model.graph)):
         removed += _wire(graph, top=graph is model.graph)
