@@ -25,7 +25,7 @@ from compiler.build._rewrite import apply_rewrites
 from compiler.build._self_test import record_self_test
 from compiler.build._stitch import stitch
 from compiler.build._targets import Target, parse_target, resolve_versions
-from compiler.build._verify import serialized, verify_in_onnxruntime
+from compiler.build._verify import serialized, verify_in_onnxruntime, verify_rewrites
 from compiler.build._write import write_atomic
 from compiler.check._inputs import InputStream
 from exploy_dsl import (
@@ -162,6 +162,7 @@ def _build(
     check_finite(traced, loaded)
     loaded = fold_observation(traced, loaded)  # fold_into_actor: normalizer and scales
     model = stitch(traced, loaded)
+    plain = serialized(model)
     build = apply_rewrites(model) if rewrites else []
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
@@ -195,4 +196,6 @@ def _build(
         ) from None
     data = serialized(model)
     verify_in_onnxruntime(data, traced, opset, ir_version)
+    if build:
+        verify_rewrites(plain, data, traced)
     return model, data, traced

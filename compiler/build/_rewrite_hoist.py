@@ -143,6 +143,10 @@ def _hoist(
         isinstance(r, _Outer) for r in roots
     ):
         return 0
+    holes, _ = _holes(matcher, moved, roots)
+    holes |= {r for r in (_value(r, matcher, moved) for r in roots) if isinstance(r, _Hole)}
+    if any(h.then not in types or h.other not in types for h in holes):
+        return 0  # a value onnx cannot type would become a branch output without a type
     _rebuild(top, if_node, matcher, moved, roots, types, names)
     return sum(1 for p in moved if _is_work(matcher, p))
 

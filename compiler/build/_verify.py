@@ -55,3 +55,37 @@ def verify_in_onnxruntime(data: bytes, traced: TracedProgram, opset: int, ir_ver
 def serialized(model: onnx.ModelProto) -> bytes:
     """The bytes written to disk: deterministic, so the same program gives the same file."""
     return model.SerializeToString(deterministic=True)
+
+
+def verify_rewrites(plain: bytes, data: bytes, traced: TracedProgram) -> None:
+    """The rewritten file gives the bytes the stitched one gives, on every output.
+
+    A net under the rewrites' own proofs (their tests): ticks 0 to ``decimation`` (a policy
+    step, the apply-only steps, the next policy step) from the initial memory, memory fed back,
+    seeded random inputs inside their declared ranges. A difference is a bug of exploy-dsl:
+    the file is refused, and compiling without rewrites is the way out.
+    """
+    from compiler.check._inputs import random_stream
+
+    program = traced.program
+    ticks = program.decimation + 1
+    stream = random_stream(program, ticks, seed=0)
+    before, after = open_session(plain), open_session(data)
+    outputs = [o.name for o in after.get_outputs()]
+    memory: dict[str, np.ndarray] = {mem.wire_in: mem.init for mem in program.memories}
+    for tick in range(ticks):
+        feeds = {wire: values[tick] for wire, values in stream.inputs.items()}
+        feeds.update(memory)
+        feeds[STEP_COUNT] = np.array(tick, np.int32)
+        expected = dict(zip(outputs, before.run(outputs, feeds), strict=True))
+        found = dict(zip(outputs, after.run(outputs, feeds), strict=True))
+        for name in outputs:
+            if expected[name].tobytes() != found[name].tobytes():
+                mode = "policy step" if tick % program.decimation == 0 else "apply-only step"
+                raise VerificationError(
+                    f"the build's rewrites changed output {name!r} of program {program.name!r} "
+                    f"at tick {tick} ({mode}): a bug in exploy-dsl. Nothing was written. Fix: "
+                    "compile with --no-rewrites (compile_program(..., rewrites=False)), and "
+                    "report it."
+                )
+        memory = {m.wire_in: found[m.wire_out] for m in program.memories}

@@ -25,7 +25,7 @@ from compiler.build._rewrite_wire import wire_outputs
 from compiler.cli._main import main
 from compiler.cli._program_file import load_program_file
 from compiler.tools._explain import render_explain
-from exploy_dsl import Program, read_contract, term
+from exploy_dsl import Program, VerificationError, read_contract, term
 from exploy_dsl.contract._graphs import graphs
 from tests._support import Compiled, assert_same_bits, example_files, mlp_actor, run, session
 
@@ -395,3 +395,35 @@ def test_shared_work_moves_and_a_pass_through_gets_its_node() -> None:
     assert len(if_node.output) == 1
     assert [n.op_type for n in moved.graph.node] == ["If", "Sub", "Abs"]
     _runs_alike(model, moved)
+
+
+def test_a_rewrite_that_changes_a_value_is_refused_and_nothing_is_written(
+    compiled: dict[str, Compiled], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # compile compares the rewritten file with the stitched one over the first ticks: a faulty
+    # rewrite (here: the fused observation offset off by 1e-3 in one element, so the actions
+    # differ first) is a refusal.
+    from compiler.build import _rewrite_affine
+
+    original = _rewrite_affine.affine_concat
+
+    def faulty(model: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> int:
+        saved = original(model, types)
+        for graph in graphs(model.graph):
+            for node in graph.node:
+                if node.op_type == "Constant" and node.output[0].endswith("_add"):
+                    value = numpy_helper.to_array(node.attribute[0].t).copy()
+                    value.reshape(-1)[0] += np.float32(1e-3)
+                    node.attribute[0].t.CopyFrom(numpy_helper.from_array(value))
+        return saved
+
+    monkeypatch.setattr(_rewrite_affine, "affine_concat", faulty)
+    example = compiled["quadruped"]
+    out = tmp_path / "q.onnx"
+    with pytest.raises(
+        VerificationError,
+        match=r"the build's rewrites changed output 'actions'.*"
+        r"tick 0 \(policy step\).*--no-rewrites",
+    ):
+        compile_program(example.program_file.program, example.actor.model, output=out)
+    assert not out.exists()
