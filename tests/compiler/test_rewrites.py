@@ -427,3 +427,14 @@ def test_a_rewrite_that_changes_a_value_is_refused_and_nothing_is_written(
     ):
         compile_program(example.program_file.program, example.actor.model, output=out)
     assert not out.exists()
+
+
+def test_a_batched_file_computes_the_same_bits_as_without_rewrites(
+    compiled: dict[str, Compiled],
+) -> None:
+    example = compiled["quadruped"]
+    program = example.program_file.program.with_batch(3)
+    rewritten = compile_program(program, example.actor.model)
+    plain = compile_program(program, example.actor.model, rewrites=False)
+    assert node_count(rewritten) < node_count(plain)
+    _same_bits_on_a_stream(rewritten, plain, program)
