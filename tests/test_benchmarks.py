@@ -19,15 +19,17 @@ from tests._support import ROOT
 BENCHMARK = ROOT / "benchmarks" / "interpreter_vs_reference.py"
 
 
-def test_the_interpreter_benchmark_runs_on_a_few_ticks() -> None:
+def run_script(*args: str, timeout: int) -> subprocess.CompletedProcess[str]:
+    """``python ARGS...`` from the repository root; a non-zero exit fails with its stderr."""
     done = subprocess.run(
-        [sys.executable, str(BENCHMARK), "--ticks", "8", "--actor", "onnx"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+        [sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_interpreter_benchmark_runs_on_a_few_ticks() -> None:
+    done = run_script(str(BENCHMARK), "--ticks", "8", "--actor", "onnx", timeout=120)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("quadruped: 8 ticks")
     assert any("onnx.reference.ReferenceEvaluator, compiled file" in line for line in lines)
@@ -57,14 +59,9 @@ def load_soak() -> Any:
 
 
 def test_the_soak_runs_on_a_few_ticks() -> None:
-    done = subprocess.run(
-        [sys.executable, str(SOAK), "--ticks", "1500", "--window", "600", "--checkpoints", "2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
+    done = run_script(
+        str(SOAK), "--ticks", "1500", "--window", "600", "--checkpoints", "2", timeout=120
     )
-    assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith(
         "soak: examples/quadruped.py (seeded ONNX actor), 1500 ticks = 2 pass(es) of a "
@@ -116,14 +113,7 @@ SPEED_ROWS = (
 @pytest.mark.torch
 def test_the_speed_benchmark_prints_every_row_of_the_table(tmp_path: Path) -> None:
     figures = tmp_path / "speed.json"
-    done = subprocess.run(
-        [sys.executable, str(SPEED), "--quick", "--json", str(figures)],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_script(str(SPEED), "--quick", "--json", str(figures), timeout=180)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("quadruped, actor 48-512-256-128-12 ELU; onnxruntime ")
     header = [cell.strip() for cell in lines[1].split("|")[1:-1]]
@@ -183,21 +173,8 @@ def test_the_speed_benchmark_counts_the_nodes_inside_the_if(compiled: dict[str, 
 
 
 def test_the_runtime_step_benchmark_runs_on_a_few_rounds() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "runtime_step.py"),
-            "--rounds",
-            "3",
-            "--calls",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    script = str(ROOT / "benchmarks" / "runtime_step.py")
+    done = run_script(script, "--rounds", "3", "--calls", "5", timeout=300)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("Runtime.step / session.run with the same feeds: quadruped")
     assert [line.split()[0] for line in lines[1:]] == ["policy", "apply-only", "tick"]
@@ -208,14 +185,7 @@ BATCH = ROOT / "benchmarks" / "batch_throughput.py"
 
 
 def test_the_batch_throughput_benchmark_runs_on_a_small_batch() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BATCH), "--batch", "64", "--rounds", "2", "--calls", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_script(str(BATCH), "--batch", "64", "--rounds", "2", "--calls", "2", timeout=300)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("quadruped, file compiled for batch 64; actor 48-512-256-128-12")
     assert re.match(r"policy step / actor alone: \d+\.\d+x \(rounds ", lines[4])
@@ -233,14 +203,7 @@ REWRITES = ROOT / "benchmarks" / "rewrites.py"
 
 
 def test_the_rewrites_benchmark_runs_and_finds_the_same_bytes() -> None:
-    done = subprocess.run(
-        [sys.executable, str(REWRITES), "--rounds", "1", "--calls", "5"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_script(str(REWRITES), "--rounds", "1", "--calls", "5", timeout=300)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("quadruped, actor 48-512-256-128-12 (ELU)")
     assert lines[1] == "same bytes on every output: True"
