@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from exploy_dsl._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from compiler.build._actor import check_actor_sizes, load_actor, prepare_actor
@@ -34,20 +35,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'compiler' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module_name), name)
-    if isinstance(value, type) and value.__module__.startswith("compiler."):
-        value.__module__ = "compiler"  # tracebacks and reprs show the public name
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
+__getattr__, __dir__ = _lazy_exports("compiler", _LAZY, globals())
 
 __all__ = [
     "DEFAULT_IR_VERSION",

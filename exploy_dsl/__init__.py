@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
 
 from exploy_dsl._errors import (
@@ -27,6 +26,7 @@ from exploy_dsl._errors import (
     VerificationError,
     WriteError,
 )
+from exploy_dsl._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     import spox.opset.ai.onnx.v20 as op
@@ -126,20 +126,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'exploy_dsl' has no attribute {name!r}")
-    module = _importlib.import_module(module_name)
-    value = module if name == "op" else getattr(module, name)
-    if isinstance(value, type) and value.__module__.startswith("exploy_dsl."):
-        value.__module__ = "exploy_dsl"  # tracebacks and reprs show the public name
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_exports("exploy_dsl", _LAZY, globals(), modules=frozenset({"op"}))
 
 
 for _error in [v for v in tuple(globals().values()) if isinstance(v, type)]:

@@ -11,8 +11,9 @@ pytest plugin (fixtures ``exploy_compile``, ``exploy_runtime``; option
 
 from __future__ import annotations
 
-import importlib as _importlib
 import typing as _typing
+
+from exploy_dsl._lazy import lazy_exports as _lazy_exports
 
 if _typing.TYPE_CHECKING:
     from exploy_dsl.testing._golden import assert_golden, record_golden
@@ -32,13 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> _typing.Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'exploy_dsl.testing' has no attribute {name!r}")
-    value = getattr(_importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _lazy_exports("exploy_dsl.testing", _LAZY, globals(), rename=False)
 
 
 __all__ = [
