@@ -214,7 +214,11 @@ def test_outside_a_stage_and_with_the_wrong_width_it_is_a_stage_error() -> None:
     with pytest.raises(StageError, match=r"joint_position_action 'j\.processed_actions' was "):
         action({}, op.const(np.zeros((1, 3), np.float32)))
     p.observations(lambda v: [("x", v[x])])
-    p.process_actions(n_actions=2)(lambda v, a: action(v, a) and None)
+
+    @p.process_actions(n_actions=2)
+    def process_actions(v: Any, actions: Any) -> None:
+        action(v, actions)
+
     p.apply_actions(lambda v: {out: v[action]})
     with pytest.raises(
         StageError,

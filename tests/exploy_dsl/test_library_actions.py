@@ -402,3 +402,21 @@ def test_a_wrong_filter_declaration_is_a_declaration_error(make: Any, message: s
     p.input("x", 3)
     with pytest.raises(DeclarationError, match=message):
         make(p)
+
+
+def test_a_filter_reads_as_its_memory_in_any_stage() -> None:
+    p = Program("p", decimation=2, sim_dt=0.01)
+    x = p.input("x", 3)
+    out = p.output("out", 3)
+    smooth = low_pass(p, "s", 3, alpha=0.5)
+    p.observations(lambda v: [("x", v[x]), ("s", v[smooth])])
+
+    @p.process_actions(n_actions=3)
+    def process_actions(v: Any, actions: Any) -> None:
+        smooth(v, actions)
+
+    p.apply_actions(lambda v: {out: v[smooth] * 2.0})
+    traced = trace(p)
+    assert "memory.s" in traced.stage("observations").reads
+    assert "memory.s" in traced.stage("apply_actions").reads
+    assert traced.stage("process_actions").writes == ("memory.s",)
