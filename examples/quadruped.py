@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from exploy_dsl import Program, clip, projected_gravity, scale_offset, term
+from exploy_dsl import Program, clip, joint_position_action, projected_gravity, term
 
 JOINT_NAMES = [
     "FL_hip", "FL_thigh", "FL_calf",
@@ -36,7 +36,9 @@ command = program.se2_velocity_command(
     ranges={"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)},
 )
 last_actions = program.memory("actions", 12)
-target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
+# Isaac Lab's JointPositionAction: actions * scale + q0, held between policy steps in generated
+# memory joint_pos.processed_actions (q0 after a reset).
+target = joint_position_action(program, "joint_pos", 12, scale=ACTION_SCALE, offset=DEFAULT_POS)
 # In-graph PD torque, so exploy's gains are 0. Targets go to articulation joint_pos (README).
 targets = program.joint_targets(articulation="joint_pos", names=JOINT_NAMES, stiffness=0, damping=0)
 
@@ -56,7 +58,8 @@ def observations(v: Any) -> list[Any]:
 
 @program.process_actions(n_actions=12)
 def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {last_actions: actions, target: scale_offset(actions, ACTION_SCALE, DEFAULT_POS)}
+    target(v, actions)  # the held joint target
+    return {last_actions: actions}
 
 
 @program.apply_actions

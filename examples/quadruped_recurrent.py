@@ -32,7 +32,7 @@ from quadruped import (
     projected_gravity,
 )
 
-from exploy_dsl import Program, op, term
+from exploy_dsl import Program, joint_position_action, op, term
 
 LAYERS, HIDDEN = 1, 64  # rsl_rl's ActorCriticRecurrent shape (one LSTM layer), smaller
 
@@ -44,7 +44,9 @@ command = program.se2_velocity_command(
     ranges={"lin_vel_x": (-1.0, 1.0), "lin_vel_y": (-0.5, 0.5), "ang_vel_z": (-1.0, 1.0)},
 )
 last_actions = program.memory("actions", 12)
-target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
+# Isaac Lab's JointPositionAction: actions * scale + q0, held between policy steps in generated
+# memory joint_pos.processed_actions (q0 after a reset).
+target = joint_position_action(program, "joint_pos", 12, scale=ACTION_SCALE, offset=DEFAULT_POS)
 targets = program.joint_targets(articulation="joint_pos", names=JOINT_NAMES, stiffness=0, damping=0)
 # The LSTM's state, [layers, batch, hidden] as torch keeps it: the batch is axis 1.
 h = program.memory("policy.h", (LAYERS, HIDDEN), batch_axis=1)
@@ -67,7 +69,8 @@ def observations(v: Any) -> list[Any]:
 
 @program.process_actions(n_actions=12)
 def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {last_actions: actions, target: DEFAULT_POS + ACTION_SCALE * actions}
+    target(v, actions)  # the held joint target
+    return {last_actions: actions}
 
 
 @program.apply_actions

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from quadruped import ACTION_SCALE, DEFAULT_POS, JOINT_NAMES, KD, KP, projected_gravity
 
-from exploy_dsl import Program, term
+from exploy_dsl import Program, joint_position_action, term
 
 program = Program("reference_mode", decimation=4, sim_dt=0.005)
 joints = program.joints("robot", names=JOINT_NAMES)
@@ -40,7 +40,9 @@ reference_vel = program.se2_velocity_command(
 )
 reference_active = program.boolean_command("reference_active")  # bool [1, 1]
 last_actions = program.memory("actions", 12)
-target = program.memory("joint_pos.processed_actions", 12, init=DEFAULT_POS)
+# Isaac Lab's JointPositionAction: actions * scale + q0, held between policy steps in generated
+# memory joint_pos.processed_actions (q0 after a reset).
+target = joint_position_action(program, "joint_pos", 12, scale=ACTION_SCALE, offset=DEFAULT_POS)
 # PD on the robot this time: exploy's controller gets the gains with the position targets.
 targets = program.joint_targets(articulation="robot", names=JOINT_NAMES, stiffness=KP, damping=KD)
 program.actor(
@@ -67,7 +69,8 @@ def observations(v: Any) -> list[Any]:
 
 @program.process_actions(n_actions=12)
 def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
-    return {last_actions: actions, target: DEFAULT_POS + ACTION_SCALE * actions}
+    target(v, actions)  # the held joint target
+    return {last_actions: actions}
 
 
 @program.apply_actions

@@ -51,7 +51,9 @@ def test_actions_become_joint_targets_around_the_default_pose() -> None:
     runner = ProgramRunner(program, actor=lambda obs: actions)
     result = runner.step({joints.pos: DEFAULT_POS})
     assert result.policy_step
-    np.testing.assert_allclose(result.memory[target.name], DEFAULT_POS + 0.25 * actions, atol=1e-6)
+    np.testing.assert_allclose(
+        result.memory[target.memory.name], DEFAULT_POS + 0.25 * actions, atol=1e-6
+    )
     np.testing.assert_allclose(result.memory[last_actions.name], actions)
     np.testing.assert_allclose(result[targets.pos], DEFAULT_POS + 0.25 * actions, atol=1e-6)
     # The next three ticks apply the same target without calling the actor.

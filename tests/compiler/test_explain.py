@@ -33,11 +33,12 @@ def test_explain_shows_every_constant_a_deployer_trusts(compiled: dict[str, Comp
         "  the concatenation is clipped to [-100, 100]",
         "  policy step: every 4 ticks (50 Hz), when ctx.step_count % 4 == 0;",
         "  constant float32[12] [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1, -1.5, -0.1, 1, -1.5]",
-        "  |     return {last_actions: actions, target: scale_offset(actions, ACTION_SCALE, "
-        "DEFAULT_POS)}",
-        "    scale and offset: x * 0.25 + [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1, -1.5, -0.1, 1, "
-        "-1.5] (quadruped.py:59)",
-        "    clip to [-25, 25] (quadruped.py:68)",
+        "  |     target(v, actions)  # the held joint target",
+        "    joint position action, held in memory.joint_pos.processed_actions: target = actions "
+        "* 0.25 + [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1, -1.5, -0.1, 1, -1.5], once per policy "
+        "step, held until the next; target = [0.1, 0.8, -1.5, -0.1, 0.8, -1.5, 0.1, 1, -1.5, -0.1, "
+        "1, -1.5] after a reset (quadruped.py:61)",
+        "    clip to [-25, 25] (quadruped.py:71)",
         "  RR_calf   0          0",
         "  joint_pos.processed_actions  float32[1, 12]  [0.1, 0.8, -1.5,",
         "  cmd.se2_velocity.base_velocity ranges: lin_vel_x [-1, 1], lin_vel_y [-0.5, 0.5], "

@@ -110,7 +110,7 @@ def test_the_file_records_stage_and_weight_hashes_and_tool_versions(
     assert tools["onnx"] == onnx.__version__ and tools["numpy"] == np.__version__
     stages = json.loads(meta["exploy_dsl.stages"])
     assert stages["process_actions"]["file"] == "quadruped.py"
-    assert "scale_offset(actions, ACTION_SCALE, DEFAULT_POS)" in stages["process_actions"]["source"]
+    assert "target(v, actions)" in stages["process_actions"]["source"]
     assert STAMP_KEY not in meta and "model_source" not in meta
 
 
