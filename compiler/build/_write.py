@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from exploy_dsl import WriteError
+from exploy_dsl import UsageError, WriteError
 
 
 def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
@@ -72,3 +74,20 @@ def _ordinary_mode(target: Path) -> int:
     umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def save_figure(fig: Any, plt: Any, path: str | os.PathLike[str]) -> Path:
+    """A matplotlib figure drawn in memory (its format from the suffix), closed, then written
+    with ``write_atomic``: a failed draw or write leaves no half image behind."""
+    image = io.BytesIO()
+    image_format = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        if image_format not in fig.canvas.get_supported_filetypes():
+            raise UsageError(
+                f"cannot write plot {str(path)!r}: matplotlib writes no {image_format!r} images. "
+                "Fix: name a .png (or .pdf, .svg) file."
+            )
+        fig.savefig(image, format=image_format, dpi=100)
+    finally:
+        plt.close(fig)
+    return write_atomic(image.getvalue(), path)

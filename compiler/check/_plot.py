@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from compiler.build._write import write_atomic
+from compiler.build._write import save_figure
 from compiler.check._compare import Tolerance
 from compiler.check._report import ParityReport, RunReport
 from exploy_dsl import MissingDependencyError, UsageError
@@ -61,19 +59,7 @@ def plot_report(
     verdict = "OK" if run.ok else "FAIL"
     fig.suptitle(f"{report.file}, {run.label}: {verdict}", fontsize=10)
     fig.tight_layout()
-    # Drawn in memory, then written atomically: a failed write leaves no half image behind.
-    image = io.BytesIO()
-    image_format = Path(path).suffix.lstrip(".").lower() or "png"
-    try:
-        if image_format not in fig.canvas.get_supported_filetypes():
-            raise UsageError(
-                f"cannot write plot {str(path)!r}: matplotlib writes no {image_format!r} images. "
-                "Fix: name a .png (or .pdf, .svg) file."
-            )
-        fig.savefig(image, format=image_format, dpi=100)
-    finally:
-        plt.close(fig)
-    write_atomic(image.getvalue(), path)
+    save_figure(fig, plt, path)
 
 
 def _worst_run(report: ParityReport) -> RunReport | None:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from exploy_dsl._errors import MissingDependencyError, UsageError
+from exploy_dsl._errors import MissingDependencyError
 from exploy_dsl.sim._commands import SE2_COMPONENTS
 
 if TYPE_CHECKING:
@@ -47,21 +45,9 @@ def plot_result(result: SimResult, path: str | os.PathLike[str]) -> None:
     axes[-1].set_xlabel("time (s)" + (", red: fell" if result.fell_at is not None else ""))
     fig.suptitle(f"{result.file} on {result.robot}: {result.verdict()}", fontsize=10)
     fig.tight_layout()
-    # Drawn in memory, then written atomically (as check's plot): no half image is left behind.
-    image = io.BytesIO()
-    image_format = Path(path).suffix.lstrip(".").lower() or "png"
-    try:
-        if image_format not in fig.canvas.get_supported_filetypes():
-            raise UsageError(
-                f"cannot write plot {str(path)!r}: matplotlib writes no {image_format!r} images. "
-                "Fix: name a .png (or .pdf, .svg) file."
-            )
-        fig.savefig(image, format=image_format, dpi=100)
-    finally:
-        plt.close(fig)
-    from compiler.build._write import write_atomic  # the project's one atomic writer
+    from compiler.build._write import save_figure  # the project's one atomic writer
 
-    write_atomic(image.getvalue(), path)
+    save_figure(fig, plt, path)
 
 
 def _height(ax: Any, result: SimResult, t: np.ndarray) -> None:
