@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 
 from compiler.cli._exit import EXIT_OK
+from compiler.cli._options import add_first_tick
 from exploy_dsl import Runtime, UsageError
 
 
@@ -14,13 +15,7 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("file")
     p.add_argument("--ticks", type=int, default=8, help="ticks to run (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    p.add_argument(
-        "--first-tick",
-        type=int,
-        choices=(0, 1),
-        default=0,
-        help="tick of the first call: 0 (our runtime) or 1 (exploy's C++ controller)",
-    )
+    add_first_tick(p)
     p.add_argument(
         "--batch",
         type=int,

@@ -7,6 +7,7 @@ from typing import Any
 
 from compiler.cli._cmd_check import progress_bar
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
+from compiler.cli._options import add_first_tick
 from compiler.cli._paths import check_name_length, refuse_overwrite
 from exploy_dsl import UsageError
 
@@ -29,13 +30,7 @@ def register(p: argparse.ArgumentParser) -> None:
         help="a command's value, inside its declared range (repeatable): e.g. "
         "base_velocity=0.5,0,0 or stand=true; others get zeros (False)",
     )
-    p.add_argument(
-        "--first-tick",
-        type=int,
-        choices=(0, 1),
-        default=0,
-        help="tick of the first call: 0 (our runtime) or 1 (exploy's C++ controller)",
-    )
+    add_first_tick(p)
     p.add_argument(
         "--settle-physics",
         type=int,
