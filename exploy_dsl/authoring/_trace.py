@@ -723,6 +723,13 @@ def _trace_writes(program: Program, stage: Stage, n_actions: int | None = None) 
     outputs: dict[str, Var] = {}
     with operators():
         for key, value in result.items():
+            if isinstance(getattr(key, "memory", None), Memory) and not isinstance(key, Port):
+                raise StageError(
+                    f"{stage.label} ({stage.location}) returns the {type(key).__name__} of memory "
+                    f"{key.memory.name!r} as a key: the value would be stored as is, without "
+                    f"what the step computes (its scale and offset, its filter). Fix: call it, "
+                    "e.g. joint_pos(v, actions), and leave it out of the returned dict."
+                )
             port = resolve(program, key, f"{stage.label} ({stage.location}) writes")
             if not isinstance(port, allowed):
                 fix = (

@@ -372,6 +372,11 @@ def joint_position_action(
     joint.
     """
     what = f"joint_position_action {name!r}"
+    if not isinstance(name, str) or not name:
+        raise DeclarationError(
+            f"{what}: the name must be a non-empty string (the action term's name), got "
+            f"{type(name).__name__}. Fix: e.g. joint_position_action(program, 'joint_pos', 12)."
+        )
     if isinstance(n_joints, bool) or not isinstance(n_joints, int) or n_joints < 1:
         raise DeclarationError(
             f"{what}: n_joints must be a positive int (the number of actions), got "

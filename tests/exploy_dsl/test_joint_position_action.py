@@ -225,3 +225,33 @@ def test_outside_a_stage_and_with_the_wrong_width_it_is_a_stage_error() -> None:
         match=r"the value has shape \[1, 2\], its state memory\.j\.processed_actions is \[1, 3\]",
     ):
         trace(p)
+
+
+@pytest.mark.parametrize("make", ["joint_position_action", "low_pass"])
+def test_returning_the_step_itself_as_a_key_is_refused(make: str) -> None:
+    """{joint_pos: actions} would store the raw actions, without the scale and offset."""
+    from exploy_dsl import low_pass
+
+    p = Program("p", decimation=2, sim_dt=0.01)
+    x = p.input("x", 3)
+    out = p.output("out", 3)
+    step: Any = (
+        joint_position_action(p, "j", 3, scale=0.5)
+        if make == "joint_position_action"
+        else low_pass(p, "j", 3, alpha=0.5)
+    )
+    p.observations(lambda v: [("x", v[x])])
+    p.process_actions(n_actions=3)(lambda v, a: {step: a})
+    p.apply_actions(lambda v: {out: v[step]})
+    with pytest.raises(
+        StageError,
+        match=r"returns the \w+ of memory 'j(\.processed_actions)?' as a key: the value would be "
+        r"stored as is, without what the step computes .* Fix: call it",
+    ):
+        trace(p)
+
+
+def test_a_name_that_is_not_a_string_is_a_declaration_error() -> None:
+    p = Program("p", decimation=1, sim_dt=0.01)
+    with pytest.raises(DeclarationError, match=r"the name must be a non-empty string"):
+        joint_position_action(p, 123, 3)  # type: ignore[arg-type]
