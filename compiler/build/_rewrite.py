@@ -41,7 +41,8 @@ _WIRE = Rewrite(
     "_rewrite_wire",
     "wire_outputs",
 )
-# wire_outputs runs first (the other steps then see the values themselves) and last.
+# wire_outputs runs first (the other steps then see the values themselves) and last before
+# lift_weights, which only moves constants.
 REWRITES: tuple[Rewrite, ...] = (
     _WIRE,
     Rewrite(
@@ -71,6 +72,13 @@ REWRITES: tuple[Rewrite, ...] = (
         "drop_dead",
     ),
     _WIRE,
+    Rewrite(
+        "lift_weights",
+        "the actor's weights are initializers of the main graph, not graph inputs: "
+        "onnxruntime creates the session faster",
+        "_rewrite_lift",
+        "lift_weights",
+    ),
 )
 
 

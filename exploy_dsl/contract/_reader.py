@@ -259,6 +259,15 @@ def _contract_of(info: ModelInfo, source: str) -> FileContract:
     for name in (ACTIONS, OBS):
         if name not in by_out:
             raise FileContractError(f"{source} has no {name!r} output. Fix: recompile it.")
+    defaulted = [
+        w.name for w in wires_in if not is_memory_in(w.name) and w.name in info.initializers
+    ]
+    if defaulted:
+        raise FileContractError(
+            f"{source}: input {defaulted[0]!r} has an initializer; exploy's controller uses an "
+            "input's initializer only on the first call after a reset, so only memory.*.in may "
+            "have one. Fix: recompile it with exploy-dsl compile."
+        )
     memory = [w for w in wires_in if is_memory_in(w.name)]
     initial: dict[str, np.ndarray] = {}
     for wire in memory:

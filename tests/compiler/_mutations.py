@@ -110,13 +110,19 @@ def scale_initializer(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
 def set_constant_element(
     model: onnx.ModelProto, like: np.ndarray, index: int, value: float
 ) -> onnx.ModelProto:
-    """The Constant holding ``like`` (e.g. an inlined actor weight) gets ``value`` at ``index``.
+    """The tensor holding ``like`` (an actor weight: a main-graph initializer, or a Constant of
+    a branch) gets ``value`` at ``index``.
 
     What a diverged checkpoint looks like once inside a file that compile did not refuse.
     """
     mutated = onnx.ModelProto.FromString(model.SerializeToString())
     graphs = [mutated.graph]
-    found = []
+    found = [
+        init
+        for init in mutated.graph.initializer
+        if np.array_equal(numpy_helper.to_array(init), like)
+        and numpy_helper.to_array(init).shape == like.shape
+    ]
     while graphs:
         graph = graphs.pop()
         for node in graph.node:
@@ -126,9 +132,9 @@ def set_constant_element(
             (attr,) = [a for a in node.attribute if a.name == "value"]
             array = numpy_helper.to_array(attr.t)
             if array.shape == like.shape and np.array_equal(array, like):
-                found.append(attr)
-    assert len(found) == 1, f"{len(found)} constants hold that array"
-    array = numpy_helper.to_array(found[0].t).copy()
+                found.append(attr.t)
+    assert len(found) == 1, f"{len(found)} tensors hold that array"
+    array = numpy_helper.to_array(found[0]).copy()
     array.reshape(-1)[index] = value
-    found[0].t.CopyFrom(numpy_helper.from_array(array))
+    found[0].CopyFrom(numpy_helper.from_array(array, found[0].name))
     return mutated

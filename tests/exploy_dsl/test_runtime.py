@@ -410,6 +410,19 @@ def test_a_memory_without_its_initial_value_is_refused(quadruped: Compiled) -> N
         read_contract(edited(quadruped.model, drop_init))
 
 
+def test_an_initializer_on_an_input_other_than_memory_is_refused(quadruped: Compiled) -> None:
+    def default_joint_pos(model: onnx.ModelProto) -> None:
+        zeros = np.zeros((1, 12), np.float32)
+        model.graph.initializer.append(numpy_helper.from_array(zeros, "obj.robot.joints.pos"))
+
+    with pytest.raises(
+        FileContractError,
+        match=r"input 'obj.robot.joints.pos' has an initializer; exploy's controller uses an "
+        r"input's initializer only on the first call after a reset",
+    ):
+        read_contract(edited(quadruped.model, default_joint_pos))
+
+
 def test_memory_in_and_out_of_different_shapes_are_refused(quadruped: Compiled) -> None:
     def widen(model: onnx.ModelProto) -> None:
         (value,) = [o for o in model.graph.output if o.name == "memory.actions.out"]
