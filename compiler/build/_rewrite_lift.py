@@ -1,20 +1,18 @@
-"""The actor's weights as initializers of the main graph (not graph inputs).
+"""The actor's weights as initializers of the branch that uses them, not Constant nodes.
 
-Inlined into the If's policy branch, an actor's weights are Constant nodes of that branch, and
-onnxruntime creates a session for such a file much more slowly than for the same weights held
-as initializers of the main graph (which a subgraph reads by name, as any outer value). Only
-large tensors move (``LIFT_MIN_ELEMENTS``): scalars and small vectors are as cheap either way.
+Inlined into the If's policy branch, an actor's weights are Constant nodes of that branch.
+onnxruntime turns each into an initializer of the branch when it creates a session, copying the
+tensor; holding them as the branch's own initializers (``GraphProto.initializer`` of the
+subgraph) saves that work. Only large tensors move (``LIFT_MIN_ELEMENTS``): scalars and small
+vectors are as cheap either way.
 
-Only the constants of a main-graph node's own branches move, not those of an If nested deeper
-(a model in a stage): onnxruntime 1.32 prepacks a Gemm or MatMul weight read from the graph
-just above, as it does a local one, but not one read from two levels up, and its unpacked
-kernel sums in another order (other float bits). The bits are what ``tests/compiler``'s
-``test_lift_weights.py`` checks, and what compile re-checks on every file.
-
-A moved tensor keeps its name and bytes; it is not a graph input, so a controller cannot feed
-it and onnxruntime gives it no default to override (DESIGN.md section 2: a graph input carries
-an initializer only when it is ``memory.*.in``). A Constant that a branch returns stays, since
-onnxruntime refuses a branch returning an outer value directly.
+Each tensor stays in the graph that reads it, with its name and bytes. Moving the weights up to
+the main graph instead was measured: sessions were created faster still, but every policy step
+was slower (each becomes an implicit input of the branch), and onnxruntime 1.32 does not
+prepack a Gemm or MatMul weight read from two graph levels up, so its other kernel would round
+differently. The main graph's initializers stay the memory initial values, on
+``memory.*.in`` only (DESIGN.md section 2). A Constant that a branch returns stays a node, so
+every branch output is still made by a node of its branch.
 """
 
 from __future__ import annotations
@@ -23,39 +21,35 @@ import onnx
 
 from exploy_dsl.contract._graphs import subgraphs
 
-# Smaller tensors stay Constant nodes of their branch (measured: no faster session either way).
+# Smaller tensors stay Constant nodes (moving them too was measured: a few percent at most).
 LIFT_MIN_ELEMENTS = 64
 
 
 def lift_weights(model: onnx.ModelProto, types: object = None) -> int:
-    """Move every large Constant tensor of a main-graph node's branches to the main graph's
-    initializers; returns how many moved."""
-    taken = {v.name for v in model.graph.input} | {t.name for t in model.graph.initializer}
-    moved: list[onnx.TensorProto] = []
-    for node in model.graph.node:
-        for sub in subgraphs(node):
-            _lift(sub, taken, moved)
-    model.graph.initializer.extend(moved)
-    return len(moved)
+    """Every large Constant tensor of a subgraph becomes an initializer of that subgraph;
+    returns how many did."""
+    return sum(_lift(sub) for node in model.graph.node for sub in subgraphs(node))
 
 
-def _lift(graph: onnx.GraphProto, taken: set[str], moved: list[onnx.TensorProto]) -> None:
-    """Move ``graph``'s own large constants (not those of its subgraphs) into ``moved``."""
+def _lift(graph: onnx.GraphProto) -> int:
+    """Lift ``graph``'s large constants, and those of the subgraphs of its nodes."""
     returned = {v.name for v in graph.output}
     keep: list[onnx.NodeProto] = []
+    moved = 0
     for node in graph.node:
+        moved += sum(_lift(sub) for sub in subgraphs(node))
         tensor = _large_tensor(node)
-        if tensor is None or node.output[0] in returned or node.output[0] in taken:
+        if tensor is None or node.output[0] in returned:
             keep.append(node)
             continue
-        lifted = onnx.TensorProto()
+        lifted = graph.initializer.add()
         lifted.CopyFrom(tensor)
         lifted.name = node.output[0]
-        taken.add(lifted.name)
-        moved.append(lifted)
+        moved += 1
     if len(keep) != len(graph.node):
         del graph.node[:]
         graph.node.extend(keep)
+    return moved
 
 
 def _large_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:

@@ -110,29 +110,25 @@ def scale_initializer(model: onnx.ModelProto, factor: float) -> onnx.ModelProto:
 def set_constant_element(
     model: onnx.ModelProto, like: np.ndarray, index: int, value: float
 ) -> onnx.ModelProto:
-    """The tensor holding ``like`` (an actor weight: a main-graph initializer, or a Constant of
-    a branch) gets ``value`` at ``index``.
+    """The tensor holding ``like`` (an actor weight: an initializer of a branch, or a Constant
+    node) gets ``value`` at ``index``.
 
     What a diverged checkpoint looks like once inside a file that compile did not refuse.
     """
     mutated = onnx.ModelProto.FromString(model.SerializeToString())
     graphs = [mutated.graph]
-    found = [
-        init
-        for init in mutated.graph.initializer
-        if np.array_equal(numpy_helper.to_array(init), like)
-        and numpy_helper.to_array(init).shape == like.shape
-    ]
+    found: list[onnx.TensorProto] = []
     while graphs:
         graph = graphs.pop()
+        tensors = list(graph.initializer)
         for node in graph.node:
             graphs += [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
-            if node.op_type != "Constant":
-                continue
-            (attr,) = [a for a in node.attribute if a.name == "value"]
-            array = numpy_helper.to_array(attr.t)
+            if node.op_type == "Constant":
+                tensors += [a.t for a in node.attribute if a.name == "value"]
+        for tensor in tensors:
+            array = numpy_helper.to_array(tensor)
             if array.shape == like.shape and np.array_equal(array, like):
-                found.append(attr.t)
+                found.append(tensor)
     assert len(found) == 1, f"{len(found)} tensors hold that array"
     array = numpy_helper.to_array(found[0]).copy()
     array.reshape(-1)[index] = value

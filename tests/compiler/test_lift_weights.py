@@ -1,8 +1,8 @@
-"""lift_weights: the actor's weights are initializers of the main graph, not graph inputs.
+"""lift_weights: the actor's weights are initializers of the branch that reads them.
 
 The bytes of every output are compared with the file compiled without rewrites by
-tests/compiler/test_rewrites.py; here: where the weights end up, that a controller cannot feed
-them, and the cases the step must leave alone.
+tests/compiler/test_rewrites.py; here: where the weights end up, that the main graph's
+initializers stay the memory initial values, and the cases the step must leave alone.
 """
 
 from __future__ import annotations
@@ -28,19 +28,18 @@ def _subgraph_constants(model: onnx.ModelProto) -> list[tuple[onnx.GraphProto, o
 
 
 @pytest.mark.parametrize("name", ["quadruped", "tutorial"])
-def test_the_actor_weights_are_main_graph_initializers_that_are_not_inputs(
+def test_the_actor_weights_are_initializers_of_the_policy_branch(
     compiled: dict[str, Compiled], name: str
 ) -> None:
     example = compiled[name]
-    graph = example.model.graph
-    inputs = {v.name for v in graph.input}
-    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer if t.name not in inputs}
+    (if_node,) = [n for n in example.model.graph.node if n.op_type == "If"]
+    then = next(a.g for a in if_node.attribute if a.name == "then_branch")
+    weights = [numpy_helper.to_array(t) for t in then.initializer]
     actor = example.actor
     large = [a for a in (actor.w1, actor.b1, actor.w2, actor.b2) if a.size >= LIFT_MIN_ELEMENTS]
     assert large, "the example actor has no weight large enough to move"
-    for array in large:  # the same bytes, held once, under a name no input has
-        holders = [n for n, w in weights.items() if w.shape == array.shape]
-        assert any(weights[n].tobytes() == array.tobytes() for n in holders), array.shape
+    for array in large:  # the same bytes, in the branch that reads them
+        assert any(w.shape == array.shape and w.tobytes() == array.tobytes() for w in weights)
     for sub, node in _subgraph_constants(example.model):
         value = constant_value(node)
         assert (
@@ -48,8 +47,8 @@ def test_the_actor_weights_are_main_graph_initializers_that_are_not_inputs(
             or value.size < LIFT_MIN_ELEMENTS
             or node.output[0] in {o.name for o in sub.output}
         )
-    overridable = {i.name for i in session(example.path).get_overridable_initializers()}
-    assert overridable == {n for n in inputs if n.startswith("memory.")}
+    main = {t.name for t in example.model.graph.initializer}
+    assert all(n.startswith("memory.") and n.endswith(".in") for n in main)
 
 
 def _branch_model(*, returned: bool) -> onnx.ModelProto:
@@ -111,17 +110,19 @@ def _branch_model(*, returned: bool) -> onnx.ModelProto:
 
 
 @pytest.mark.parametrize("returned", [False, True])
-def test_a_branch_weight_moves_and_the_outputs_keep_their_bytes(returned: bool) -> None:
+def test_branch_weights_move_at_every_depth_and_the_outputs_keep_their_bytes(
+    returned: bool,
+) -> None:
     model = _branch_model(returned=returned)
     lifted = onnx.ModelProto()
     lifted.CopyFrom(model)
-    # V (64 elements, the branch's own) moves; W (in the nested If), K (8) and B (returned) stay.
-    assert lift_weights(lifted) == 1
+    # V (the branch's) and W (the nested If's) move; K (8 elements) and B (returned) stay.
+    assert lift_weights(lifted) == 2
     onnx.checker.check_model(lifted, full_check=True)
-    assert [t.name for t in lifted.graph.initializer] == ["V"]
-    assert [v.name for v in lifted.graph.input] == ["c", "x"]
+    held = {g.name: [t.name for t in g.initializer] for g in graphs(lifted.graph)}
+    assert held == {"g": [], "then": ["V"], "inner": ["W"], "inner_else": [], "else": []}
     left = {n.output[0] for _, n in _subgraph_constants(lifted)}
-    assert left == ({"W", "K", "B", "B0"} if returned else {"W", "K"})
+    assert left == ({"K", "B", "B0"} if returned else {"K"})
     x = np.random.default_rng(0).normal(size=(1, 8)).astype(np.float32)
     for c in (True, False):
         feeds = {"c": np.array(c), "x": x}
@@ -129,9 +130,3 @@ def test_a_branch_weight_moves_and_the_outputs_keep_their_bytes(returned: bool) 
         assert list(want) == list(got)
         for name in want:
             assert want[name].tobytes() == got[name].tobytes(), (c, name)
-
-
-def test_a_name_already_on_the_main_graph_is_left_alone() -> None:
-    model = _branch_model(returned=False)
-    model.graph.initializer.append(numpy_helper.from_array(np.zeros((8, 8), np.float32), name="V"))
-    assert lift_weights(model) == 0
