@@ -163,7 +163,7 @@ def _build(
     loaded = fold_observation(traced, loaded)  # fold_into_actor: normalizer and scales
     model = stitch(traced, loaded)
     plain = serialized(model)
-    build = apply_rewrites(model) if rewrites else []
+    build = apply_rewrites(model, opset) if rewrites else []
     parts = [Part(f"{s.label} ({s.location})", s.model) for s in traced.stages]
     parts += [
         Part(f"the actor ({loaded.source})", loaded.model),

@@ -29,6 +29,7 @@ class Rewrite:
     summary: str
     module: str
     function: str
+    min_opset: int = 0  # the file's opset must be at least this (the ops the step writes)
 
     def run(self, model: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> int:
         step = getattr(importlib.import_module(f"compiler.build.{self.module}"), self.function)
@@ -66,6 +67,14 @@ REWRITES: tuple[Rewrite, ...] = (
         "vectorize_concat",
     ),
     Rewrite(
+        "split_gathers",
+        "Gathers of one tensor along one axis (projected gravity's quaternion components) "
+        "are one Gather and one Split",
+        "_rewrite_gather",
+        "split_gathers",
+        min_opset=13,
+    ),
+    Rewrite(
         "drop_dead",
         "nodes whose values nothing reads are removed",
         "_rewrite_graph",
@@ -82,13 +91,16 @@ REWRITES: tuple[Rewrite, ...] = (
 )
 
 
-def apply_rewrites(model: onnx.ModelProto) -> list[dict[str, Any]]:
-    """Run every rewrite on ``model`` (in place); for each one that changed it, its name and
-    the file's node count (Constants left out) before and after."""
+def apply_rewrites(model: onnx.ModelProto, opset: int) -> list[dict[str, Any]]:
+    """Run every rewrite on ``model`` (in place) that the file's ``opset`` allows; for each
+    one that changed it, its name and the file's node count (Constants left out) before and
+    after."""
     from compiler.build._rewrite_graph import node_count, value_types
 
     done: list[dict[str, Any]] = []
     for step in REWRITES:
+        if opset < step.min_opset:
+            continue
         before = node_count(model)
         changed = step.run(model, value_types(model))
         if changed:

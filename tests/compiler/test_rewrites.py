@@ -102,6 +102,7 @@ def test_the_rewrites_that_changed_the_file_are_recorded_in_order(
         "hoist_shared",
         "affine_concat",
         "vectorize_concat",
+        "split_gathers",
         "lift_weights",
     ]
     for step in steps[:-1]:
@@ -166,7 +167,11 @@ def test_the_quadruped_observation_is_one_concat_one_mul_one_add_one_clip(
         "memory.actions.in",
     ]
     assert "Slice" not in _ops(then)
-    assert sorted(_ops(then)).count("Gather") == 4
+    # The factors of its six products: one Gather of the quaternion, one Split into four.
+    (gather,) = [n for n in then.node if n.op_type == "Gather"]
+    assert gather.input[0] == "obj.robot.base.w_Q_b"
+    (split,) = [n for n in then.node if n.op_type == "Split"]
+    assert split.input[0] == gather.output[0] and len(split.output) == 4
     chain, value = [], concat.output[0]
     while True:
         (reader,) = [n for n in then.node if value in n.input]
@@ -441,3 +446,71 @@ def test_a_batched_file_computes_the_same_bits_as_without_rewrites(
     plain = compile_program(program, example.actor.model, rewrites=False)
     assert node_count(rewritten) < node_count(plain)
     _same_bits_on_a_stream(rewritten, plain, program)
+
+
+def _gathers_model(opset: int) -> onnx.ModelProto:
+    # Four Gathers of x along axis 1 (indices int64 and int32, one negative, one repeated, one
+    # a graph output), one along axis 0 and one with a scalar index: those two stay.
+    def index(name: str, values: list[int], dtype: type = np.int64) -> onnx.NodeProto:
+        return helper.make_node(
+            "Constant", [], [name], value=numpy_helper.from_array(np.array(values, dtype))
+        )
+
+    nodes = [
+        index("i0", [0, 3]),
+        index("i1", [4, 4, 1]),
+        index("i2", [-1], np.int32),
+        index("i3", [2, 0]),
+        index("r0", [1]),
+        index("s0", 2),
+        helper.make_node("Gather", ["x", "i0"], ["a"], axis=1),
+        helper.make_node("Gather", ["x", "r0"], ["rows"], axis=0),
+        helper.make_node("Gather", ["x", "i1"], ["b"], axis=1),
+        helper.make_node("Gather", ["x", "s0"], ["col"], axis=1),
+        helper.make_node("Gather", ["x", "i2"], ["c"], axis=-1),
+        helper.make_node("Gather", ["x", "i3"], ["d"], axis=1),
+        helper.make_node("Mul", ["a", "d"], ["ad"]),
+        helper.make_node("Add", ["b", "c"], ["bc"]),
+    ]
+
+    def value(name: str, shape: list[int]) -> onnx.ValueInfoProto:
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    outputs = [("ad", [2, 2]), ("bc", [2, 3]), ("c", [2, 1]), ("rows", [1, 5]), ("col", [2])]
+    graph = helper.make_graph(
+        nodes, "g", [value("x", [2, 5])], [value(name, shape) for name, shape in outputs]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def test_gathers_of_one_tensor_become_one_gather_and_a_split() -> None:
+    from compiler.build._rewrite import apply_rewrites
+
+    model = _gathers_model(13)
+    merged = onnx.ModelProto()
+    merged.CopyFrom(model)
+    done = apply_rewrites(merged, 13)
+    assert done == [{"step": "split_gathers", "nodes": [8, 6]}]
+    onnx.checker.check_model(merged, full_check=True)
+    gathers = [n for n in merged.graph.node if n.op_type == "Gather"]
+    assert sorted(n.output[0] for n in gathers) == ["a_gathered", "col", "rows"]
+    (split,) = [n for n in merged.graph.node if n.op_type == "Split"]
+    assert list(split.output) == ["a", "b", "c", "d"]  # each piece keeps its Gather's name
+    bits = np.array([0x7FC12345, 0xFFC00000, 0x80000000, 0x00000001, 0x7F800000], np.uint32)
+    specials = bits.view(np.float32)
+    for x in (np.stack([specials, -specials]), np.random.default_rng(0).normal(size=(2, 5))):
+        feeds = {"x": x.astype(np.float32)}
+        left, right = run(session(model), feeds), run(session(merged), feeds)
+        for name in left:
+            assert left[name].tobytes() == right[name].tobytes(), name
+
+
+def test_gathers_stay_in_a_file_older_than_split_13() -> None:
+    # Split takes its sizes as an input from Split-13 on: an opset-12 file keeps its Gathers.
+    from compiler.build._rewrite import apply_rewrites
+
+    model = _gathers_model(12)
+    assert apply_rewrites(model, 12) == []
+    assert [n.op_type for n in model.graph.node].count("Gather") == 6
