@@ -83,8 +83,8 @@ REWRITES: tuple[Rewrite, ...] = (
     _WIRE,
     Rewrite(
         "lift_weights",
-        "the actor's weights are initializers of the main graph, not graph inputs: "
-        "onnxruntime creates the session faster",
+        "the actor's weights are initializers of the branch that reads them, not Constant "
+        "nodes: onnxruntime creates the session faster",
         "_rewrite_lift",
         "lift_weights",
     ),

@@ -390,7 +390,8 @@ def _build(meta: dict[str, Any]) -> list[str]:
     if not steps:
         return ["", "build rewrites: none (compiled with --no-rewrites)"]
     summaries = {r.name: r.summary for r in REWRITES}
-    lines = ["", "build rewrites (each keeps every output bit for bit), in order:"]
+    header = "build rewrites (each keeps every output bit for bit; a NaN stays a NaN), in order:"
+    lines = ["", header]
     for step in steps:
         before, after = step.get("nodes", ["?", "?"])
         name = str(step.get("step"))

@@ -89,6 +89,21 @@ def test_non_finite_inputs_stay_element_by_element_what_they_were(
     assert_same_bits(example.model, _plain(example), inputs, stream.reset)
 
 
+def test_nans_of_both_signs_stay_nans_at_the_same_elements(compiled: dict[str, Compiled]) -> None:
+    # Projected gravity multiplies quaternion components pairwise: with +NaN and -NaN among
+    # them, onnxruntime returns one NaN or the other depending on the vector's length, so only
+    # NaN-ness is compared there (assert_same_bits); every other element keeps its bytes.
+    example = compiled["quadruped"]
+    program = example.program_file.program
+    stream = random_stream(program, 24, seed=6)
+    inputs = {name: values.copy() for name, values in stream.inputs.items()}
+    quaternion = inputs["obj.robot.base.w_Q_b"].reshape(len(stream.reset), -1)
+    positive, negative = np.array([0x7FC00000, 0xFFC00001], np.uint32).view(np.float32)
+    quaternion[::2] = [0.0, 0.0, positive, negative]
+    quaternion[1::4] = [negative, 0.5, negative, positive]
+    assert_same_bits(example.model, _plain(example), inputs, stream.reset)
+
+
 # -- what the file records ------------------------------------------------------------------
 
 
@@ -108,14 +123,16 @@ def test_the_rewrites_that_changed_the_file_are_recorded_in_order(
     for step in steps[:-1]:
         before, after = step["nodes"]
         assert after < before, step
-    # lift_weights moves Constants (not counted as nodes) to the main graph's initializers.
+    # lift_weights turns Constants (not counted as nodes) into initializers of their branch.
     assert steps[-1]["nodes"][0] == steps[-1]["nodes"][1]
     assert steps[-1]["nodes"][1] == node_count(compiled["quadruped"].model)
 
 
 def test_explain_lists_the_rewrites(compiled: dict[str, Compiled]) -> None:
     text = render_explain(read_contract(compiled["quadruped"].model), "q.onnx")
-    assert "build rewrites (each keeps every output bit for bit), in order:" in text
+    assert (
+        "build rewrites (each keeps every output bit for bit; a NaN stays a NaN), in order:" in text
+    )
     for rewrite in REWRITES:
         if rewrite.name != "drop_dead":
             assert f"  {rewrite.name}: " in text and rewrite.summary in text
@@ -514,3 +531,14 @@ def test_gathers_stay_in_a_file_older_than_split_13() -> None:
     model = _gathers_model(12)
     assert apply_rewrites(model, 12) == []
     assert [n.op_type for n in model.graph.node].count("Gather") == 6
+
+
+def test_compile_check_of_the_rewrites_takes_another_nan_but_no_other_difference() -> None:
+    from compiler.build._verify import _same_bits
+
+    nans = np.array([0x7FC00000, 0xFFC00001], np.uint32).view(np.float32)
+    assert _same_bits(np.array([1.0, nans[0]], np.float32), np.array([1.0, nans[1]], np.float32))
+    assert not _same_bits(np.array([0.0], np.float32), np.array([-0.0], np.float32))
+    assert not _same_bits(np.array([nans[0]], np.float32), np.array([np.inf], np.float32))
+    assert not _same_bits(np.array([1, 2], np.int64), np.array([1, 3], np.int64))
+    assert not _same_bits(np.zeros(2, np.float32), np.zeros(2, np.float64))
