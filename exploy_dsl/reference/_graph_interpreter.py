@@ -198,9 +198,10 @@ def _label(node: onnx.NodeProto, index: int) -> str:
 
 
 class _Code(NamedTuple):
-    """A plan as one generated Python function, and its source (for a reader)."""
+    """A plan as generated Python functions, and their source (for a reader)."""
 
     run: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    run_args: Callable[..., tuple[Any, ...]]
     source: str
 
 
@@ -211,20 +212,21 @@ def _generate(
     outputs: Sequence[str],
     where: str,
 ) -> _Code:
-    """The steps as one function ``run(feeds) -> outputs`` over local variables.
+    """The steps as ``run(feeds) -> outputs`` and ``run_args(*inputs) -> outputs``.
 
-    Each step is one line calling its kernel on locals and constants (globals of the
-    function, as are the kernels and attribute values); an ``Identity`` is an alias, not a
-    line. An input read from ``feeds`` falls back to its entry in ``constants`` (an
-    initializer a feed may override) when there is one. Outputs pass through ``_to_output``
-    unless they are certainly new arrays. A failure is a GraphInterpreterError naming the
-    node whose line raised.
+    Both are one function over local variables with the same body: each step is one line
+    calling its kernel on locals and constants (globals of the function, as are the kernels and
+    attribute values); an ``Identity`` is an alias, not a line. ``run`` reads its inputs from
+    ``feeds``, an input that has an entry in ``constants`` (an initializer a feed may override)
+    falling back to it; ``run_args`` takes the other inputs positionally, in order, and those
+    initializers keep their values. Outputs pass through ``_to_output`` unless they are
+    certainly new arrays. A failure is a GraphInterpreterError naming the node whose line
+    raised.
     """
     namespace: dict[str, Any] = {"_to_output": _to_output, "ndarray": np.ndarray}
     exprs: dict[str, str] = {"": "None"}
     fresh: set[str] = set()  # locals holding a new array (or a NumPy scalar)
-    lines = ["def run(feeds):", "  try:"]
-    labels: dict[int, str] = {}  # line number -> the node (or input) it evaluates
+    body: list[tuple[str, str]] = []  # (line, the node it evaluates)
 
     def expr(name: str) -> str:
         found = exprs.get(name)
@@ -233,17 +235,19 @@ def _generate(
             namespace[found] = constants[name]
         return found
 
-    def line(text: str, label: str) -> None:
-        lines.append(f"    {text}")
-        labels[len(lines)] = label
-
+    reads: list[tuple[str, str]] = []  # run's input lines
+    defaults: list[tuple[str, str]] = []  # run_args' lines for initializer inputs
+    params: list[str] = []
     for index, name in enumerate(inputs):
         var = exprs[name] = f"x{index}"
+        label = f"input {name!r}"
         if name in constants:
             namespace[f"d{index}"] = constants[name]
-            line(f"{var} = feeds.get({name!r}, d{index})", f"input {name!r}")
+            reads.append((f"{var} = feeds.get({name!r}, d{index})", label))
+            defaults.append((f"{var} = d{index}", label))
         else:
-            line(f"{var} = feeds[{name!r}]", f"input {name!r}")
+            reads.append((f"{var} = feeds[{name!r}]", label))
+            params.append(var)
     for index, step in enumerate(steps):
         if step.fn is identity and not step.multi and not step.attrs and len(step.inputs) == 1:
             exprs[step.outputs[0]] = expr(step.inputs[0])
@@ -258,28 +262,39 @@ def _generate(
         if not step.multi and makes_new_array(step.fn):
             fresh.update(targets)
         target = "".join(f"{t}, " for t in targets) if step.multi else targets[0]
-        line(f"{target} = k{index}({', '.join(args)})", step.label)
+        body.append((f"{target} = k{index}({', '.join(args)})", step.label))
     results = "".join(
         f"{var} if type({var}) is ndarray else _to_output({var}), "
         if var in fresh
         else f"_to_output({var}), "
         for var in map(expr, outputs)
     )
-    lines += [
-        f"    return ({results})",
-        "  except Exception as exc:",
-        "    raise _failure(exc) from exc",
-    ]
+    lines: list[str] = []
+    labels: dict[int, str] = {}  # line number -> the node (or input) it evaluates
+    for header, first in (
+        ("def run(feeds):", reads),
+        (f"def run_args({', '.join(params)}):", defaults),
+    ):
+        lines += [header, "  try:"]
+        for text, label in (*first, *body):
+            lines.append(f"    {text}")
+            labels[len(lines)] = label
+        lines += [
+            f"    return ({results})",
+            "  except Exception as exc:",
+            "    raise _failure(exc) from exc",
+        ]
     source = "\n".join(lines) + "\n"
     code = compile(source, f"<exploy_dsl plan of {where}>", "exec")
-    exec(code, namespace)  # defines run() from the source built above, nothing else
-    run = namespace["run"]
+    exec(code, namespace)  # defines run() and run_args() from the source above, nothing else
+    run, run_args = namespace["run"], namespace["run_args"]
+    own_code = (run.__code__, run_args.__code__)
 
     def failure(exc: Exception) -> GraphInterpreterError:
         node = "?"
         trace = exc.__traceback__
-        while trace is not None:  # run's own frame says which of its lines raised
-            if trace.tb_frame.f_code is run.__code__:
+        while trace is not None:  # the function's own frame says which of its lines raised
+            if trace.tb_frame.f_code in own_code:
                 node = labels.get(trace.tb_lineno, "?")
                 break
             trace = trace.tb_next
@@ -287,7 +302,7 @@ def _generate(
         return GraphInterpreterError(f"{node} failed: {reason}", node=node, reason=reason)
 
     namespace["_failure"] = failure
-    return _Code(run, source)
+    return _Code(run, run_args, source)
 
 
 class GraphInterpreter:
@@ -307,10 +322,13 @@ class GraphInterpreter:
     ``run_unchecked(feeds)`` is :meth:`run` for a caller that already holds every input as an
     array (other keys of ``feeds`` are ignored) and runs inside ``np.errstate(all="ignore")``:
     it returns the outputs as a tuple in :attr:`output_names` order; a failing node is still a
-    :class:`GraphInterpreterError` naming it.
+    :class:`GraphInterpreterError` naming it. ``run_args(*values)`` is the same with the
+    inputs given positionally, in :attr:`input_names` order without the initializers listed
+    as inputs (those keep their values): what a caller that planned its own calls uses.
     """
 
     run_unchecked: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+    run_args: Callable[..., tuple[Any, ...]]
 
     def __init__(self, model: onnx.ModelProto, *, fold_constants: bool = True) -> None:
         if not isinstance(model, onnx.ModelProto):
@@ -352,6 +370,7 @@ class GraphInterpreter:
         where = repr(graph.name) if graph.name else "a graph"
         self._code = _generate(steps, env, self._input_names, self._output_names, where)
         self.run_unchecked = self._code.run
+        self.run_args = self._code.run_args
 
     # ----------------------------------------------------------------------------------------
     # planning
@@ -463,6 +482,11 @@ class GraphInterpreter:
     def input_names(self) -> tuple[str, ...]:
         """Graph input names, in declaration order."""
         return self._input_names
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """Inputs without an initializer: the parameters of :attr:`run_args`, in order."""
+        return self._required_inputs
 
     @property
     def output_names(self) -> tuple[str, ...]:

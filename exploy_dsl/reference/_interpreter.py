@@ -30,6 +30,11 @@ from exploy_dsl.runtime._runtime import _cast
 
 # An actor as NumPy: its inputs by the actor's own names -> its outputs by those names.
 ActorFn = Callable[[Mapping[str, np.ndarray]], dict[str, np.ndarray]]
+# One planned tick: (inputs, memory, step_count) -> (outputs, memory after the tick).
+_TickFn = Callable[
+    [Mapping[str, Any], Mapping[str, np.ndarray], int],
+    tuple[dict[str, np.ndarray], dict[str, np.ndarray]],
+]
 
 
 def reference_actor(
@@ -244,6 +249,14 @@ def _frozen(value: np.ndarray) -> np.ndarray:
     return value
 
 
+def _wrong_actor_output(value: np.ndarray | None, port: ActorPort) -> None:
+    got = "nothing" if value is None else f"shape {list(value.shape)}"
+    raise ActorError(
+        f"reference actor returned {got} for {port.name!r}; expected shape "
+        f"{list(port.shape)} ({port.binds})."
+    )
+
+
 class _NumpyTick:
     """The tick's stages in NumPy: each stage graph planned once, the actor as given."""
 
@@ -271,6 +284,52 @@ class _NumpyTick:
         self.foreign_actor = not isinstance(actor, _OnnxActor)
         self.caller_errors: dict[str, str] = {}
 
+        # The actor as the planned tick calls it: the values it reads, positionally.
+        signature = self._signature
+        reads = [p.binds for p in signature.inputs]
+        self.actor_reads = tuple(dict.fromkeys([OBS, *reads] if fold is not None else reads))
+        self.actor_writes = tuple(p.binds for p in signature.outputs)
+        self.actor_args = self._direct_actor() or self._actor_through_run
+
+    def _actor_through_run(self, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+        outputs = self.run("actor", dict(zip(self.actor_reads, values, strict=True)))
+        return tuple(outputs[name] for name in self.actor_writes)
+
+    def _direct_actor(self) -> Callable[..., tuple[np.ndarray, ...]] | None:
+        """``actor_args`` for our ONNX actor read as it is (no fold, no reshaped input): its
+        plan's ``run_args`` on the tick's values, then the checks ``run`` makes."""
+        actor, signature = self._actor, self._signature
+        if not isinstance(actor, _OnnxActor) or self._fold is not None:
+            return None
+        if any(p.actor_shape is not None for p in signature.inputs):
+            return None
+        ports = {p.name: i for i, p in enumerate(signature.inputs)}
+        graph = actor._interpreter
+        positions = tuple(ports[name] for name in graph.required_inputs)
+        in_order = positions == tuple(range(len(positions)))
+        run_args = graph.run_args
+        outputs = tuple(
+            (graph.output_names.index(p.name), p.shape, p.actor_shape is not None, p)
+            for p in signature.outputs
+        )
+
+        def call(*values: np.ndarray) -> tuple[np.ndarray, ...]:
+            try:
+                found = run_args(*values) if in_order else run_args(*[values[i] for i in positions])
+            except GraphInterpreterError as exc:
+                raise _actor_failed(exc) from exc
+            results = []
+            for index, shape, reshape, port in outputs:
+                value = _float32(found[index])
+                if reshape:
+                    value = value.reshape(shape)
+                if value.shape != shape:
+                    _wrong_actor_output(value, port)
+                results.append(value)
+            return tuple(results)
+
+        return call
+
     def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         if kind != "actor":
             return self._stages[kind].run(env, self.step_count)
@@ -288,11 +347,7 @@ class _NumpyTick:
             if value is not None and port.actor_shape is not None:
                 value = outputs[port.name] = value.reshape(port.shape)
             if value is None or value.shape != port.shape:
-                got = "nothing" if value is None else f"shape {list(value.shape)}"
-                raise ActorError(
-                    f"reference actor returned {got} for {port.name!r}; expected shape "
-                    f"{list(port.shape)} ({port.binds})."
-                )
+                _wrong_actor_output(value, port)
         return self._signature.results(outputs)
 
     def zeros(self, name: str) -> np.ndarray:
@@ -315,7 +370,9 @@ class _Stage:
             ) from exc
         # Memory writes leave the graph as memory.<name>.out; the env keeps them as memory.<name>.
         order = {name: write for name, write in zip(stage.output_names, stage.writes, strict=True)}
-        self._writes = tuple(order[name] for name in self._graph.output_names)
+        self.writes = tuple(order[name] for name in self._graph.output_names)
+        self.reads = self._graph.required_inputs  # run_args' parameters, in order
+        self.run_args = self._graph.run_args
         self._run = self._graph.run_unchecked
 
     def run(self, env: Mapping[str, np.ndarray], tick: int) -> dict[str, np.ndarray]:
@@ -323,16 +380,70 @@ class _Stage:
         try:
             values = self._run(env)  # reads its inputs, by name, from env
         except GraphInterpreterError as exc:
-            raise GraphInterpreterError(
-                f"{self._where} failed at ctx.step_count {tick} in the reference interpreter: "
-                f"{exc.reason or exc}{f' (in its node {exc.node})' if exc.node else ''}. "
-                "Fix: keep what the stage "
-                "computes valid for every input value it may get (e.g. clip an index read from "
-                "an input into range).",
-                node=exc.node,
-                reason=exc.reason,
-            ) from exc
-        return dict(zip(self._writes, values, strict=True))
+            raise self.failed(exc, tick) from exc
+        return dict(zip(self.writes, values, strict=True))
+
+    def failed(self, exc: GraphInterpreterError, tick: int) -> GraphInterpreterError:
+        """The error of a failing node, said as the stage's at tick ``tick``."""
+        return GraphInterpreterError(
+            f"{self._where} failed at ctx.step_count {tick} in the reference interpreter: "
+            f"{exc.reason or exc}{f' (in its node {exc.node})' if exc.node else ''}. "
+            "Fix: keep what the stage "
+            "computes valid for every input value it may get (e.g. clip an index read from "
+            "an input into range).",
+            node=exc.node,
+            reason=exc.reason,
+        )
+
+
+class _TickWriter:
+    """A TickEngine over names of local variables: ``run_tick`` through it writes one tick (a
+    policy step or an apply-only step) as lines of Python, each stage one call of its plan
+    (``run_args``) on the locals it reads, so the schedule stays ``run_tick``'s."""
+
+    def __init__(self, tick: _NumpyTick) -> None:
+        self._tick = tick
+        self.namespace: dict[str, Any] = {"GraphInterpreterError": GraphInterpreterError}
+        self.lines: list[str] = []
+        self.read: set[str] = set()  # the locals some stage reads
+
+    def bind(self, value: object) -> str:
+        """A global of the function for ``value``."""
+        name = f"g{len(self.namespace)}"
+        self.namespace[name] = value
+        return name
+
+    def zeros(self, name: str) -> str:
+        return self.bind(self._tick.zeros(name))
+
+    def run(self, kind: StageKind, env: Mapping[str, str]) -> dict[str, str]:
+        tick = self._tick
+        if kind == "actor":
+            fn, reads, writes = tick.actor_args, tick.actor_reads, tick.actor_writes
+            failed = None  # the actor's errors name the actor already
+        else:
+            stage = tick._stages[kind]
+            fn, reads, writes, failed = stage.run_args, stage.reads, stage.writes, stage.failed
+        missing = [name for name in reads if name not in env]
+        if missing:  # a traced program's stages read only what the tick holds: a bug, said so
+            raise GraphInterpreterError(f"the {kind} stage reads {missing}, which the tick lacks")
+        args = [env[name] for name in reads]
+        self.read.update(args)
+        index = len(self.lines)
+        targets = [f"w{index}_{k}" for k in range(len(writes))]
+        call = f"{self.bind(fn)}({', '.join(args)})"
+        if targets:
+            call = f"{''.join(t + ', ' for t in targets)}= {call}"
+        if failed is None:
+            self.lines.append(call)
+        else:
+            self.lines += [
+                "try:",
+                f"    {call}",
+                "except GraphInterpreterError as exc:",
+                f"    raise {self.bind(failed)}(exc, step_count) from exc",
+            ]
+        return dict(zip(writes, targets, strict=True))
 
 
 class ReferenceInterpreter:
@@ -373,7 +484,50 @@ class ReferenceInterpreter:
         self._first_tick = first_tick
         self.tick = first_tick
         self.memory: dict[str, np.ndarray] = {}
+        self._ticks = {policy: self._write_tick(policy) for policy in (True, False)}
         self.reset()
+
+    def _write_tick(self, policy_step: bool) -> _TickFn:
+        """One kind of tick as one generated function ``(inputs, memory, step_count) ->
+        (outputs, memory)``: inputs checked, the stages' plans called on locals, memory outs
+        copied (a stage may pass an input, the caller's buffer, straight into memory)."""
+        writer = _TickWriter(self._tick)
+        env = {name: f"i{k}" for k, (name, _, _) in enumerate(self._input_specs)}
+        env.update({key: f"m{k}" for k, key in enumerate(self._memories)})
+        env[STEP_COUNT] = "step"
+        result = run_tick(
+            writer,
+            env,
+            policy_step=policy_step,
+            outputs=self._output_wires,
+            memories=self._memory_wires,
+        )
+        keys, convert = writer.bind(self._input_keys), writer.bind(self._convert)
+        lines = [
+            "def tick(inputs, memory, step_count):",
+            f"  if inputs.keys() != {keys}:",
+            f"    {writer.bind(self._wrong_keys)}(inputs)",
+        ]
+        for name, shape, dtype in self._input_specs:
+            var, s, d = env[name], writer.bind(shape), writer.bind(dtype)
+            lines += [
+                f"  {var} = inputs[{name!r}]",
+                f"  if type({var}) is not ndarray or {var}.shape != {s} or {var}.dtype != {d}:",
+                f"    {var} = {convert}({name!r}, {var}, {s}, {d})",
+            ]
+        lines += [f"  {env[key]} = memory[{key!r}]" for key in self._memories]
+        if "step" in writer.read:  # ctx.step_count, as stages read it (v.tick / v.time)
+            lines.append(f"  step = asarray(step_count, {writer.bind(np.dtype(np.int32))})")
+        lines += [f"  {line}" for line in writer.lines]
+        outputs = "".join(f"{name!r}: {var}, " for name, var in result.items())
+        memory = "".join(f"{key!r}: {result[out]}.copy(), " for key, out in self._memory_wires)
+        lines.append(f"  return {{{outputs}}}, {{{memory}}}")
+        namespace = {**writer.namespace, "ndarray": np.ndarray, "asarray": np.asarray}
+        kind = "policy step" if policy_step else "apply-only step"
+        source = "\n".join(lines) + "\n"
+        exec(compile(source, f"<exploy_dsl reference {kind}>", "exec"), namespace)
+        tick: _TickFn = namespace["tick"]
+        return tick
 
     def reset(self) -> None:
         """Memory back to the program's initial values, tick back to the first tick."""
@@ -382,46 +536,28 @@ class ReferenceInterpreter:
 
     def step(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """One tick (DESIGN.md section 3): policy step when ``tick % decimation == 0``."""
-        env = self._check(inputs)
-        env.update(self.memory)
-        tick = self._tick
-        tick.step_count = self.tick
-        env[STEP_COUNT] = np.asarray(self.tick, np.int32)  # stages read it as v.tick / v.time
-        if tick.foreign_actor:
-            tick.caller_errors = np.geterr()  # type: ignore[assignment]
-        with np.errstate(all="ignore"):  # once for every stage of the tick
-            result = run_tick(
-                tick,
-                env,
-                policy_step=is_policy_step(self.tick, self._decimation),
-                outputs=self._output_wires,
-                memories=self._memory_wires,
-            )
-        # Owned copies: a stage may pass an input (the caller's buffer) straight into memory.
-        self.memory = {key: result[out].copy() for key, out in self._memory_wires}
-        self.tick += 1
-        return result
-
-    def _check(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """The inputs by name, each an array of its declared shape and dtype."""
         if type(inputs) is not dict and not isinstance(inputs, Mapping):
             raise RuntimeInputError(
                 f"reference step() takes a dict of input name -> array, got "
                 f"{type(inputs).__name__}."
             )
-        if inputs.keys() != self._input_keys:
-            missing = [k for k in self._inputs if k not in inputs]
-            unknown = [k for k in inputs if k not in self._inputs]
-            raise RuntimeInputError(
-                f"reference step: missing input(s) {missing}, unknown input(s) {unknown}; "
-                f"expected exactly {list(self._inputs)}."
-            )
-        env = dict(inputs)
-        for name, shape, dtype in self._input_specs:
-            value = env[name]
-            if type(value) is not np.ndarray or value.shape != shape or value.dtype != dtype:
-                env[name] = self._convert(name, value, shape, dtype)
-        return env
+        tick = self._tick
+        tick.step_count = self.tick
+        if tick.foreign_actor:
+            tick.caller_errors = np.geterr()  # type: ignore[assignment]
+        run = self._ticks[is_policy_step(self.tick, self._decimation)]
+        with np.errstate(all="ignore"):  # once for every stage of the tick
+            result, self.memory = run(inputs, self.memory, self.tick)
+        self.tick += 1
+        return result
+
+    def _wrong_keys(self, inputs: Mapping[str, Any]) -> None:
+        missing = [k for k in self._inputs if k not in inputs]
+        unknown = [k for k in inputs if k not in self._inputs]
+        raise RuntimeInputError(
+            f"reference step: missing input(s) {missing}, unknown input(s) {unknown}; "
+            f"expected exactly {list(self._inputs)}."
+        )
 
     @staticmethod
     def _convert(name: str, value: Any, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:
