@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -176,6 +177,22 @@ def _softsign(x: Array) -> Any:
     return x / (1 + np.abs(x))
 
 
+def _clip_ufunc() -> Op:
+    """The ufunc ``np.clip`` ends in when given both bounds, without its Python layers (array
+    function dispatch, ``ndarray.clip``); ``np.clip`` itself where NumPy does not expose it."""
+    for module in ("numpy._core.umath", "numpy.core.umath"):
+        try:
+            found = getattr(importlib.import_module(module), "clip", None)
+        except ImportError:
+            continue
+        if isinstance(found, np.ufunc):
+            return found
+    return np.clip
+
+
+_CLIP = _clip_ufunc()
+
+
 def _clip(
     x: Array,
     lo: Array | None = None,
@@ -184,25 +201,33 @@ def _clip(
     min: float | None = None,  # opset < 11 attributes
     max: float | None = None,
 ) -> Any:
-    low: Any = min if lo is None else lo
-    high: Any = max if hi is None else hi
-    out = x
-    if low is not None:
-        out = np.maximum(out, low)
-    if high is not None:
-        out = np.minimum(out, high)
-    return out
+    return _clip_between(min if lo is None else lo, max if hi is None else hi)(x)
 
 
 def _clip_between(low: Any, high: Any) -> Op:
-    """Clip with constant bounds (None: no bound), as ``_clip`` computes it."""
+    """Clip with constant bounds (None: no bound), as ``onnx.reference`` computes it:
+    ``np.clip`` (``maximum``/``minimum`` for one bound, the ``clip`` ufunc for both, which
+    differs from them on signed zeros), cast back to the input's dtype."""
     if low is None and high is None:
         return identity
+    if high is None:
+        one: Any = np.maximum
+        bound = low
+    elif low is None:
+        one, bound = np.minimum, high
+    else:
+
+        @_new_array
+        def both(x: Array) -> Any:
+            out = _CLIP(x, low, high)
+            return out if out.dtype == x.dtype else out.astype(np.asarray(x).dtype)
+
+        return both
 
     @_new_array
     def run(x: Array) -> Any:
-        out = x if low is None else np.maximum(x, low)
-        return out if high is None else np.minimum(out, high)
+        out = one(x, bound)
+        return out if out.dtype == x.dtype else out.astype(np.asarray(x).dtype)
 
     return run
 

@@ -229,6 +229,33 @@ BOUND_CASES = [
         id="int",
         consts=["lo", "hi"],
     ),
+    # onnx.reference clips with np.clip: with both bounds its clip ufunc, which keeps other
+    # signed zeros than maximum-then-minimum would.
+    *(
+        case(
+            "Clip",
+            ("x", SPECIAL.astype(np.float32)),
+            ("lo", scalar(lo, np.float32)),
+            ("hi", scalar(hi, np.float32)),
+            id=f"zero-bounds-{lo}-{hi}",
+            consts=["lo", "hi"],
+        )
+        for lo, hi in ((-0.0, 0.0), (0.0, -0.0), (-0.0, -0.0), (0.0, 0.0))
+    ),
+    case(  # +inf left out: onnxruntime's Clip without max gives FLT_MAX, onnx.reference inf
+        "Clip",
+        ("x", SPECIAL[:, SPECIAL[0] != np.inf].astype(np.float32)),
+        ("lo", scalar(-0.0, np.float32)),
+        id="only-min-negative-zero",
+        consts=["lo"],
+    ),
+    case(
+        "Clip",
+        ("x", SPECIAL.astype(np.float32)),
+        ("lo", scalar(-1.0, np.float32)),
+        ("hi", scalar(1.0, np.float32)),
+        id="bounds-fed",
+    ),
     case("Concat", ("a", X23), ("b", f32(2, 1)), ("c", f32(2, 4)), axis=1),
     case("Elu", ("x", SPECIAL.astype(np.float32)), id="special-values"),
     case("Elu", ("x", SPECIAL.astype(np.float32)), id="alpha", alpha=0.3),
