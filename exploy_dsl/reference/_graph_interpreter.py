@@ -19,6 +19,7 @@ from exploy_dsl.reference._numpy_ops import (
     MULTI_OUTPUT_OPS,
     OPS,
     identity,
+    indexes,
     makes_new_array,
     supports,
     with_constant_inputs,
@@ -251,6 +252,12 @@ def _generate(
     for index, step in enumerate(steps):
         if step.fn is identity and not step.multi and not step.attrs and len(step.inputs) == 1:
             exprs[step.outputs[0]] = expr(step.inputs[0])
+            continue
+        at = indexes(step.fn)
+        if at is not None and not step.multi and len(step.inputs) == 1:  # a constant slice
+            namespace[f"k{index}"] = at
+            exprs[step.outputs[0]] = target = f"v{index}_0"
+            body.append((f"{target} = {expr(step.inputs[0])}[k{index}]", step.label))
             continue
         namespace[f"k{index}"] = step.fn
         args = [expr(name) for name in step.inputs]

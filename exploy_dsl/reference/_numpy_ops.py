@@ -464,7 +464,11 @@ def _slice(data: Array, starts: Any, ends: Any, axes: Any = None, steps: Any = N
 def _slice_with_constant_bounds(
     starts: Any, ends: Any, axes: Any = None, steps: Any = None
 ) -> Callable[[Array], Any]:
-    """Slice whose bounds are constants: the index is worked out once per input shape."""
+    """Slice whose bounds are constants: the index is worked out once per input shape.
+
+    With positive steps and axes counted from the front the index is the same for every shape
+    (Python's slices clamp starts and ends as ONNX does); the kernel then carries it as
+    ``index``, for a plan to index with it directly: ``data[kernel.index]``."""
     cache: dict[tuple[int, ...], tuple[slice, ...]] = {}
 
     def run(data: Array) -> Any:
@@ -475,7 +479,35 @@ def _slice_with_constant_bounds(
             index = cache[data.shape] = _slice_index(data.shape, starts, ends, axes, steps)
         return data[index]
 
+    run.index = _shape_free_index(starts, ends, axes, steps)  # type: ignore[attr-defined]
     return run
+
+
+def indexes(fn: Op) -> tuple[slice, ...] | None:
+    """The index a kernel is, ``fn(x) == x[index]`` for every ndarray ``x``, if it is one."""
+    index = getattr(fn, "index", None)
+    return index if isinstance(index, tuple) else None
+
+
+def _shape_free_index(
+    starts: Any, ends: Any, axes: Any = None, steps: Any = None
+) -> tuple[slice, ...] | None:
+    """``_slice_index`` of any shape, when that does not depend on the shape, else None."""
+    start_list = _ints(starts)
+    end_list = _ints(ends)
+    axis_list = list(range(len(start_list))) if axes is None else _ints(axes)
+    step_list = [1] * len(start_list) if steps is None else _ints(steps)
+    counts = {len(end_list), len(axis_list), len(step_list)}
+    if counts != {len(start_list)} or not start_list:
+        return None
+    if min(axis_list) < 0 or min(step_list) <= 0 or len(set(axis_list)) != len(axis_list):
+        return None
+    index = [slice(None)] * (max(axis_list) + 1)
+    for start, end, axis, step in zip(start_list, end_list, axis_list, step_list, strict=True):
+        # For a positive step, Python clamps like ONNX: a negative start or end counts from the
+        # end, then both are clipped into [0, dim] (INT_MAX ends included).
+        index[axis] = slice(start, end, step)
+    return tuple(index)
 
 
 def _slice_index(

@@ -173,6 +173,7 @@ def test_every_example_ticks_like_onnx_reference_with_its_own_actor(path: Path) 
 W34 = f32(3, 4)
 W43 = f32(4, 3)
 X23 = f32(2, 3)
+X46 = f32(4, 6)
 SPECIAL = np.array(
     [[-np.inf, -30.0, -1.0, -1e-30, -0.0, 0.0, 1e-30, 0.5, 30.0, 200.0, np.inf, np.nan]]
 )
@@ -255,6 +256,32 @@ BOUND_CASES = [
         ("lo", scalar(-1.0, np.float32)),
         ("hi", scalar(1.0, np.float32)),
         id="bounds-fed",
+    ),
+    # Constant bounds: with positive steps the plan indexes directly (Python's clamping), else
+    # through the kernel that works the index out per shape.
+    *(
+        case(
+            "Slice",
+            ("x", X46),
+            ("starts", np.array(starts, np.int64)),
+            ("ends", np.array(ends, np.int64)),
+            *([("axes", np.array(axes, np.int64))] if axes is not None else []),
+            *([("steps", np.array(steps, np.int64))] if steps is not None else []),
+            id=label,
+            consts=["starts", "ends", "axes", "steps"],
+        )
+        for label, starts, ends, axes, steps in (
+            ("columns", [1], [3], [1], None),
+            ("no-axes", [0, 1], [1, 4], None, None),
+            ("negative-start", [-3], [6], [1], [2]),
+            ("int-max-end", [2], [2**63 - 1], [1], None),
+            ("int32-max-end", [1], [2**31 - 1], [0], None),
+            ("end-past-dim", [-10], [100], [1], [3]),
+            ("negative-end", [0], [-1], [0], None),
+            ("empty", [5], [2], [1], None),
+            ("negative-axis", [1], [3], [-1], None),
+            ("negative-step", [-1], [0], [1], [-2]),
+        )
     ),
     case("Concat", ("a", X23), ("b", f32(2, 1)), ("c", f32(2, 4)), axis=1),
     case("Elu", ("x", SPECIAL.astype(np.float32)), id="special-values"),
