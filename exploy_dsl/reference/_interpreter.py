@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import sys
 from collections.abc import Callable, Mapping
@@ -396,6 +397,51 @@ class _Stage:
         )
 
 
+def _numpy_error_state() -> contextvars.ContextVar[Any] | None:
+    """Where NumPy (>= 2) keeps its floating-point error state, if it does so here."""
+    try:
+        from numpy._core import _ufunc_config
+    except ImportError:
+        return None
+    state = getattr(_ufunc_config, "_extobj_contextvar", None)
+    return state if isinstance(state, contextvars.ContextVar) else None
+
+
+class _ErrorsIgnored:
+    """``np.errstate(all="ignore")`` around each tick, without its cost per tick.
+
+    NumPy 2 keeps its error state (what to do on each error, the buffer size, the callback) as
+    one immutable value in a context variable. The ignoring state made from the caller's state
+    is kept and set per tick for as long as the caller's state is the same object; when it
+    changes (np.seterr, np.setbufsize, an outer errstate) it is made again, by np.errstate
+    itself. Where NumPy keeps it otherwise, each tick enters np.errstate.
+    """
+
+    def __init__(self) -> None:
+        self._state = _numpy_error_state()
+        self._seen: object = None
+        self._ignoring: object = None
+
+    def enter(self) -> object:
+        state = self._state
+        if state is None:
+            errstate = np.errstate(all="ignore")
+            errstate.__enter__()
+            return errstate
+        current = state.get()
+        if current is not self._seen:
+            with np.errstate(all="ignore"):
+                self._ignoring = state.get()
+            self._seen = current
+        return state.set(self._ignoring)
+
+    def exit(self, token: object) -> None:
+        if self._state is None:
+            token.__exit__(None, None, None)  # type: ignore[attr-defined]
+        else:
+            self._state.reset(token)  # type: ignore[arg-type]
+
+
 class _TickWriter:
     """A TickEngine over names of local variables: ``run_tick`` through it writes one tick (a
     policy step or an apply-only step) as lines of Python, each stage one call of its plan
@@ -485,6 +531,7 @@ class ReferenceInterpreter:
         self.tick = first_tick
         self.memory: dict[str, np.ndarray] = {}
         self._ticks = {policy: self._write_tick(policy) for policy in (True, False)}
+        self._errors = _ErrorsIgnored()
         self.reset()
 
     def _write_tick(self, policy_step: bool) -> _TickFn:
@@ -546,8 +593,12 @@ class ReferenceInterpreter:
         if tick.foreign_actor:
             tick.caller_errors = np.geterr()  # type: ignore[assignment]
         run = self._ticks[is_policy_step(self.tick, self._decimation)]
-        with np.errstate(all="ignore"):  # once for every stage of the tick
+        errors = self._errors
+        token = errors.enter()  # np.errstate(all="ignore"), once for every stage of the tick
+        try:
             result, self.memory = run(inputs, self.memory, self.tick)
+        finally:
+            errors.exit(token)
         self.tick += 1
         return result
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from exploy_dsl import (
     RuntimeInputError,
     op,
 )
+from exploy_dsl.reference._graph_interpreter import GraphInterpreter, GraphInterpreterError
 from tests._support import mlp_actor
 
 HOLD = np.float32([[0.5, -0.5]])
@@ -87,6 +89,28 @@ def test_memory_does_not_alias_the_callers_input_buffer() -> None:
     buffer[:] = 99.0  # a robot loop reusing its input buffer
     out = ref.step({"x": buffer, "flag": np.array([[True]])})
     np.testing.assert_array_equal(out["z"], [[1.0, 2.0]])  # held from the previous tick
+
+
+def test_a_tick_ignores_floating_point_errors_and_leaves_the_callers_error_state() -> None:
+    actor = mlp_actor(4, 2, seed=1)
+    huge = feeds(x=((3e38, 3e38),))
+    obs = {"obs": np.float32([[3e38, 3e38, 0.5, -0.5]])}
+    with np.errstate(all="raise"), pytest.raises(GraphInterpreterError, match="FloatingPoint"):
+        GraphInterpreter(actor.model).run_unchecked(obs)  # these inputs overflow in the actor
+    ref = ReferenceInterpreter(hold_program(), actor.model)
+    # The caller's state changes between ticks: every tick ignores, every tick restores.
+    for setting in ("raise", "warn", "ignore", "raise", "call"):
+        with np.errstate(all=setting, call=lambda *_: pytest.fail("error callback called")):
+            before = np.geterr()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                ref.reset()
+                ref.step(huge)  # a policy step
+                ref.step(huge)
+            assert np.geterr() == before
+            with pytest.raises(RuntimeInputError):
+                ref.step({"x": np.zeros((1, 3), np.float32), "flag": np.array([[True]])})
+            assert np.geterr() == before
 
 
 def test_the_apply_only_zeros_cannot_be_written() -> None:
