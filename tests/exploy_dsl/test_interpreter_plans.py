@@ -343,6 +343,9 @@ def test_a_failure_names_its_node_past_identities_and_constants() -> None:
         interpreter.run({"x": X23, "shape": np.array([4, 4], np.int64)})
     assert info.value.node == "#2 Reshape 'bad_reshape'"
     assert info.value.reason is not None and info.value.reason.startswith("ValueError: ")
+    with pytest.raises(GraphInterpreterError, match=r"#2 Reshape 'bad_reshape' failed") as info:
+        interpreter.run_args(X23, np.array([4, 4], np.int64))  # the positional plan: the same
+    assert info.value.node == "#2 Reshape 'bad_reshape'"
 
 
 def test_run_unchecked_gives_the_outputs_in_order() -> None:
@@ -359,6 +362,10 @@ def test_run_unchecked_gives_the_outputs_in_order() -> None:
     np.testing.assert_array_equal(interpreter.run_unchecked(feeds)[2], w, strict=True)
     with pytest.raises(GraphInterpreterError, match=r"input 'shape' failed: KeyError"):
         interpreter.run_unchecked({"x": X23})
+    assert interpreter.required_inputs == ("x", "shape")  # w is an initializer
+    positional = interpreter.run_args(X23, np.array([3, 2], np.int64))
+    for got, want in zip(positional, (y, X23, w), strict=True):
+        assert_same_bytes(got, want, "run_args")
 
 
 def test_run_unchecked_reads_an_overridable_initializer_from_the_feeds_or_its_default() -> None:

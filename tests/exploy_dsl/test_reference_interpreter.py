@@ -113,6 +113,40 @@ def test_a_tick_ignores_floating_point_errors_and_leaves_the_callers_error_state
             assert np.geterr() == before
 
 
+def test_a_failing_stage_is_named_with_its_node_and_the_tick() -> None:
+    program = Program("pick", decimation=2, sim_dt=0.01)
+    x = program.input("x", 4)
+    idx = program.input("idx", 1, dtype="int32")
+    m = program.memory("m", 2)
+    o = program.output("o", 1)
+
+    @program.observations
+    def observations(v: Any) -> list[Any]:
+        return [("x", v[x])]
+
+    @program.process_actions(n_actions=2)
+    def process(v: Any, actions: Any) -> dict[Any, Any]:
+        return {m: actions}
+
+    @program.apply_actions
+    def apply(v: Any) -> dict[Any, Any]:
+        return {o: op.gather(v[x], op.reshape(v[idx], op.const(np.array([1]))), axis=1)}
+
+    ref = ReferenceInterpreter(program, mlp_actor(4, 2).model)
+    x4 = np.float32([[1.0, 2.0, 3.0, 4.0]])
+    for k in range(3):  # a policy step, an apply-only step, a policy step
+        out = ref.step({"x": x4, "idx": np.full((1, 1), k, np.int32)})
+        np.testing.assert_array_equal(out["o"], [[x4[0, k]]])
+    with pytest.raises(
+        GraphInterpreterError,
+        match=r"^apply_actions stage 'apply' \(.*\) failed at ctx\.step_count 3 in the "
+        r"reference interpreter: IndexError: index 7 .*\(in its node #\d+ Gather",
+    ) as info:
+        ref.step({"x": x4, "idx": np.full((1, 1), 7, np.int32)})
+    assert info.value.node is not None and "Gather" in info.value.node
+    assert ref.tick == 3  # the failed tick did not count
+
+
 def test_the_apply_only_zeros_cannot_be_written() -> None:
     ref = ReferenceInterpreter(hold_program(), mlp_actor(4, 2).model, first_tick=1)
     out = ref.step(feeds())
