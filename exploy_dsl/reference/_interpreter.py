@@ -259,7 +259,8 @@ def _wrong_actor_output(value: np.ndarray | None, port: ActorPort) -> None:
 
 
 class _NumpyTick:
-    """The tick's stages in NumPy: each stage graph planned once, the actor as given."""
+    """The tick's parts in NumPy: each stage graph planned once, the actor as given; the tick
+    itself is written from them by ``_TickWriter``."""
 
     def __init__(self, traced: TracedProgram, actor: ActorFn, signature: ActorSignature) -> None:
         self._stages = {g.kind: _Stage(g) for g in traced.stages}
@@ -279,8 +280,7 @@ class _NumpyTick:
         )
         # The apply-only step's actions and obs: the same zeros every tick, so read-only.
         self._zeros = {n: _frozen(np.zeros(shapes[n], np.float32)) for n in (ACTIONS, OBS)}
-        self.step_count = 0  # the tick being run, for error messages
-        # run() is called inside np.errstate(all="ignore"); an actor that is not ours (torch,
+        # The actor is called inside np.errstate(all="ignore"); an actor that is not ours (torch,
         # a function) runs under the caller's error state, as it would outside the tick.
         self.foreign_actor = not isinstance(actor, _OnnxActor)
         self.caller_errors: dict[str, str] = {}
@@ -293,7 +293,7 @@ class _NumpyTick:
         self.actor_args = self._direct_actor() or self._actor_through_run
 
     def _actor_through_run(self, *values: np.ndarray) -> tuple[np.ndarray, ...]:
-        outputs = self.run("actor", dict(zip(self.actor_reads, values, strict=True)))
+        outputs = self._run_actor(dict(zip(self.actor_reads, values, strict=True)))
         return tuple(outputs[name] for name in self.actor_writes)
 
     def _direct_actor(self) -> Callable[..., tuple[np.ndarray, ...]] | None:
@@ -331,9 +331,8 @@ class _NumpyTick:
 
         return call
 
-    def run(self, kind: StageKind, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if kind != "actor":
-            return self._stages[kind].run(env, self.step_count)
+    def _run_actor(self, env: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The actor on the tick's values (any actor, a fold, reshaped ports): its writes."""
         if self._fold is not None:
             a, c = self._fold
             env = {**env, OBS: env[OBS] * a + c}
@@ -356,7 +355,7 @@ class _NumpyTick:
 
 
 class _Stage:
-    """One stage graph, planned once; ``run(env)`` reads its ports and returns its writes."""
+    """One stage graph, planned once: ``run_args`` of its ``reads`` gives its ``writes``."""
 
     def __init__(self, stage: StageGraph) -> None:
         # Errors name the stage and the user's line; spox's node names mean nothing to a user.
@@ -374,15 +373,6 @@ class _Stage:
         self.writes = tuple(order[name] for name in self._graph.output_names)
         self.reads = self._graph.required_inputs  # run_args' parameters, in order
         self.run_args = self._graph.run_args
-        self._run = self._graph.run_unchecked
-
-    def run(self, env: Mapping[str, np.ndarray], tick: int) -> dict[str, np.ndarray]:
-        """The stage's writes; ``env`` holds arrays, the caller holds ``np.errstate``."""
-        try:
-            values = self._run(env)  # reads its inputs, by name, from env
-        except GraphInterpreterError as exc:
-            raise self.failed(exc, tick) from exc
-        return dict(zip(self.writes, values, strict=True))
 
     def failed(self, exc: GraphInterpreterError, tick: int) -> GraphInterpreterError:
         """The error of a failing node, said as the stage's at tick ``tick``."""
@@ -589,7 +579,6 @@ class ReferenceInterpreter:
                 f"{type(inputs).__name__}."
             )
         tick = self._tick
-        tick.step_count = self.tick
         if tick.foreign_actor:
             tick.caller_errors = np.geterr()  # type: ignore[assignment]
         run = self._ticks[is_policy_step(self.tick, self._decimation)]
