@@ -33,6 +33,10 @@ _FOLD_MAX_ELEMENTS = 1 << 20
 
 
 _NOT_KNOWN = object()  # an input whose value is known only at run time
+# Clip before opset 11 takes its bounds as attributes, defaulting to the float range (so an
+# infinity becomes +-FLT_MAX, as onnxruntime and onnx.reference give).
+_FLT_MAX = float(np.finfo(np.float32).max)
+_CLIP_6_BOUNDS = {"min": -_FLT_MAX, "max": _FLT_MAX}
 
 
 class _Unsupported(Exception):
@@ -402,6 +406,8 @@ class GraphInterpreter:
                 fn = None
         if fn is not None and multi:
             attrs.setdefault("num_outputs", len(outputs))
+        if fn is not None and node.op_type == "Clip" and self._opset < 11:
+            attrs = {**_CLIP_6_BOUNDS, **attrs}  # Clip-6's attribute defaults
         if (
             fn is None
             or (len(outputs) != 1 and not multi)

@@ -232,6 +232,17 @@ CASES: list[Case] = [
         "Clip", ("x", INT_A), ("min", scalar(-3, np.int64)), ("max", scalar(4, np.int64)), id="int"
     ),
     case("Clip", ("x", X23), id="opset6-attrs", opset=6, min=-0.25, max=0.75),
+    # Clip-6's bounds default to the float range: infinities become +-FLT_MAX.
+    case(
+        "Clip", ("x", np.array([[np.inf, -np.inf, 1.0]], np.float32)), id="opset6-no-attrs", opset=6
+    ),
+    case(
+        "Clip",
+        ("x", np.array([[np.inf, -np.inf, 1.0]], np.float32)),
+        id="opset6-only-min",
+        opset=6,
+        min=0.0,
+    ),
     case("Softmax", ("x", X234), id="default-axis"),
     case("Softmax", ("x", X234), id="axis0", axis=0),
     case("Softmax", ("x", X234), id="axis1", axis=1),
