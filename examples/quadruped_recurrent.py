@@ -10,7 +10,7 @@ and connected to the actor's ``forward(obs, h, c) -> (actions, h, c)``:
 
 The file then carries ``memory.policy.h.in/.out`` and ``memory.policy.c.in/.out`` (zeros after
 every reset), written on policy steps and passed through on apply-only ticks. Needs torch
-(``pip install "exploy-dsl[torch]"``). Compile and check it:
+(``pip install torch==2.13.0``). Compile and check it:
 
     exploy-dsl compile examples/quadruped_recurrent.py -o quadruped_recurrent.onnx
     exploy-dsl check quadruped_recurrent.onnx examples/quadruped_recurrent.py

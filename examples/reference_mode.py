@@ -15,7 +15,7 @@ bound by name to observation terms and to the command port:
 The file's ``obs`` stays the whole observation (all seven terms, ``obs_term_names``); the actor
 gets each input gathered from it (or read from the port). The same declaration takes GBC's
 ONNX file (``--actor policy.onnx``: inputs named ``obs``, ``ref_obs``, ``ref_mask``, the mask
-``bool[1]``). Needs torch for the default actor (``pip install "exploy-dsl[torch]"``):
+``bool[1]``). Needs torch for the default actor (``pip install torch==2.13.0``):
 
     exploy-dsl compile examples/reference_mode.py -o reference_mode.onnx
     exploy-dsl check reference_mode.onnx examples/reference_mode.py

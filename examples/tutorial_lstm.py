@@ -5,7 +5,7 @@ actor differs: exploy's ``RNNActor``, an LSTM (hidden 5, one layer, ``batch_firs
 keeps its state inside itself, behind ``get_state()`` and ``reset(dones)``. Nothing about the state
 is declared: the compiler finds the state the module keeps, lifts it into the file's memory
 ``actor.state_0`` (h) and ``actor.state_1`` (c), ``[1, 1, 5]`` each, starting at zeros after every
-reset, as exploy's ``add_actor_memory`` does. Needs torch (``pip install "exploy-dsl[torch]"``).
+reset, as exploy's ``add_actor_memory`` does. Needs torch (``pip install torch==2.13.0``).
 
     exploy-dsl compile examples/tutorial_lstm.py -o tutorial_lstm.onnx
     exploy-dsl check tutorial_lstm.onnx examples/tutorial_lstm.py

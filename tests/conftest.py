@@ -27,7 +27,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if HAS_TORCH:
         return
-    skip = pytest.mark.skip(reason="needs torch (pip install 'exploy-dsl[torch]')")
+    skip = pytest.mark.skip(reason="needs torch (pip install torch==2.13.0)")
     for item in items:
         if item.get_closest_marker("torch") is not None:
             item.add_marker(skip)

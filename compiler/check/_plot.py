@@ -26,7 +26,7 @@ def require_matplotlib() -> ModuleType:
     except ImportError:
         raise MissingDependencyError(
             "--plot needs matplotlib, which is not installed. "
-            "Fix: pip install 'exploy-dsl[plot]' (or pip install matplotlib), or drop --plot."
+            "Fix: pip install matplotlib, or drop --plot."
         ) from None
     return plt
 

@@ -54,7 +54,7 @@ class ProgramFile:
             raise
         except ImportError as exc:
             needed = exc.name or "a module"
-            install = "'exploy-dsl[torch]'" if needed.split(".")[0] == "torch" else needed
+            install = "torch==2.13.0" if needed.split(".")[0] == "torch" else needed
             raise MissingDependencyError(
                 f"{self.path}: actor() needs {needed}, which is not installed ({exc}). "
                 f"Fix: pip install {install}, or pass --actor A.onnx."

@@ -285,7 +285,7 @@ def _torch_load(path: str | os.PathLike[str], what: str) -> Any:
     except ImportError:
         raise DeclarationError(
             f"{what}: reading {os.fspath(path)!r} needs torch, which is not installed. Fix: "
-            "pip install 'exploy-dsl[torch]', or pass the loaded dict or the arrays."
+            "pip install torch==2.13.0, or pass the loaded dict or the arrays."
         ) from None
     try:
         return torch.load(os.fspath(path), map_location="cpu", weights_only=True)

@@ -4,8 +4,8 @@
 actuators by name, the base from its free joint, IMUs from MJCF sensors, commands from given
 values), calls the file once per physics step and returns a ``SimResult``: the trajectory,
 the input stream in ``exploy-dsl check --trace`` form, a summary and a plot. ``bind`` gives
-the binding alone, for a loop of your own. Needs MuJoCo (``pip install 'exploy-dsl[sim]'``);
-importing this package does not import it.
+the binding alone, for a loop of your own. Needs MuJoCo (``pip install mujoco``, or
+``pip install ".[sim]"`` in the checkout); importing this package does not import it.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from typing import Any
 
 from exploy_dsl._errors import MissingDependencyError, SimError
 
-INSTALL = "pip install 'exploy-dsl[sim]' (or pip install mujoco)"
+INSTALL = "pip install mujoco"
 
 
 def require_mujoco() -> ModuleType:

@@ -23,7 +23,7 @@ def _pyplot() -> Any:
     except ImportError:
         raise MissingDependencyError(
             "--plot needs matplotlib, which is not installed. "
-            "Fix: pip install 'exploy-dsl[plot]' (or pip install matplotlib), or drop --plot."
+            "Fix: pip install matplotlib, or drop --plot."
         ) from None
     return plt
 

@@ -1,4 +1,4 @@
-"""Hypothesis strategies for a program's inputs (needs ``pip install "exploy-dsl[testing]"``).
+"""Hypothesis strategies for a program's inputs (needs hypothesis: ``pip install hypothesis``).
 
 ``tick_inputs(program)`` draws one tick's inputs inside what the program declares: a command's
 ``ranges``/``range``, unit quaternions for ``*.w_Q_b``, bool and int32 in kind, finite floats

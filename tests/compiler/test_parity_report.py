@@ -217,7 +217,7 @@ def test_plot_without_matplotlib_is_a_one_line_user_error(
     assert code == 2 and out == ""
     assert err == (
         "exploy-dsl check: error: --plot needs matplotlib, which is not installed. Fix: pip "
-        "install 'exploy-dsl[plot]' (or pip install matplotlib), or drop --plot.\n"
+        "install matplotlib, or drop --plot.\n"
     )
 
 

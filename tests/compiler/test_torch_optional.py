@@ -91,7 +91,7 @@ def test_actor_needing_torch_without_torch_is_a_missing_dependency(
     with pytest.raises(
         MissingDependencyError,
         match=r"quadruped\.py: actor\(\) needs torch, which is not installed \(.*\)\. "
-        r"Fix: pip install 'exploy-dsl\[torch\]', or pass --actor A\.onnx\.$",
+        r"Fix: pip install torch==2\.13\.0, or pass --actor A\.onnx\.$",
     ):
         loaded.actor(None)
 
