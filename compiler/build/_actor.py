@@ -244,6 +244,20 @@ def from_torch(
         ) from None
     outs = out if isinstance(out, (tuple, list)) else (out,)
     wanted = len(signature.outputs)
+    position, dropped = signature.actions_position, tuple[str, ...]()
+    if position is not None and wanted == 1 and len(outs) > 1:
+        # program.actor(actions=N): forward's other outputs (SB3's values) are never exported.
+        if position >= len(outs):
+            raise ActorError(
+                f"torch actor {_module_name(module)}: program.actor(actions={position}) picks "
+                f"output {position}, but forward returns {len(outs)} values. Fix: give the "
+                f"position of the action vector, 0 to {len(outs) - 1}."
+            )
+        from compiler.build._torch_outputs import OneOutput
+
+        dropped = tuple(f"forward output {i}" for i in range(len(outs)) if i != position)
+        module, outs = OneOutput(module, position).eval(), (outs[position],)
+        signature = dataclasses.replace(signature, actions_position=None)
     if len(outs) != wanted or not all(isinstance(o, torch.Tensor) for o in outs):
         kinds = ", ".join(type(o).__name__ for o in outs)
         expected = (
@@ -270,8 +284,13 @@ def from_torch(
             "(--exporter dynamo|torchscript), or export the actor to ONNX yourself and pass the "
             ".onnx file."
         ) from None
-    name = _module_name(lifted.module.inner if lifted is not None else module)
+    inner = lifted.module.inner if lifted is not None else module
+    name = _module_name(inner.inner if dropped else inner)
     actor = from_onnx(model, torch_source(name, exporter), signature, batch=batch)
+    if dropped:
+        actor = dataclasses.replace(
+            actor, signature=dataclasses.replace(actor.signature, dropped=dropped)
+        )
     return dataclasses.replace(
         actor, exporter=exporter, module=module, lifted=memories if lifted is not None else ()
     )
@@ -435,7 +454,7 @@ def _from_path(
         except ImportError:
             raise MissingDependencyError(
                 f"actor {str(path)!r} is a torch file but torch is not installed. "
-                "Fix: pip install 'exploy-dsl[torch]', or pass an .onnx actor."
+                "Fix: pip install torch==2.13.0, or pass an .onnx actor."
             ) from None
         module = _load_torch_file(path, torch)
         return from_torch(module, signature, opset=opset, exporter=exporter, batch=batch)

@@ -163,6 +163,8 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
     # A torch module exists only where torch was imported by whoever built it.
     torch = sys.modules["torch"]
     module = module.eval()
+    # Only a feed-forward actor picks its action output among several.
+    position = signature.actions_position if len(signature.outputs) == 1 else None
 
     def call(*arrays: np.ndarray) -> Any:
         # Each input in its own dtype (a bool mask stays bool), floats as float32.
@@ -175,6 +177,14 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
         with torch.inference_mode():
             out = module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)
+        if position is not None and len(outs) > 1:  # program.actor(actions=N), as compile does
+            if position >= len(outs):
+                raise ActorError(
+                    f"reference actor: program.actor(actions={position}) picks output "
+                    f"{position}, but the torch module returns {len(outs)} values. Fix: give "
+                    f"the position of the action vector, 0 to {len(outs) - 1}."
+                )
+            outs = (outs[position],)
         arrays = tuple(o.detach().cpu().numpy() if isinstance(o, torch.Tensor) else o for o in outs)
         return arrays if len(arrays) != 1 else arrays[0]  # refused by _positional if wrong
 

@@ -429,6 +429,35 @@ def test_extra_outputs_are_dropped_once_the_action_output_is_chosen(
     assert check_parity(file, p, path, steps=50).ok
 
 
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_a_torch_module_with_extra_outputs_exports_the_chosen_one(exporter: str) -> None:
+    from compiler.tools._explain import render_explain
+
+    torch.manual_seed(3)
+    module = ValueAndLogProb().eval()
+    p = program(declare=False)
+    with pytest.raises(ActorError, match=r"returns \(Tensor, Tensor, Tensor\); expected one"):
+        compile_program(p, module, exporter="torchscript")
+    p.actor(actions=3)
+    with pytest.raises(
+        ActorError, match=r"program.actor\(actions=3\) picks output 3, but forward returns 3"
+    ):
+        compile_program(p, module, exporter="torchscript")
+    p.actor(actions=0)
+    file = compile_program(p, module, exporter=exporter)  # type: ignore[arg-type]
+    assert [o.name for o in file.graph.output][:2] == ["actions", "obs"]
+    x = np.full((1, N_OBS), 0.5, np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(Runtime(file).step({"x": x})["actions"], expected, atol=1e-6)
+    assert check_parity(file, p, module, steps=50).ok  # the reference picks output 0 too
+    text = render_explain(read_contract(file), "sb3.onnx")
+    assert "  dropped outputs (computed, never used): forward output 1, forward output 2" in text
+    p.actor(actions=1)  # the value head, [1, 1]: not an action vector of this program
+    with pytest.raises(ActorError):
+        compile_program(p, module, exporter="torchscript")
+
+
 # -- what a deployer reads: inspect, explain, diff ---------------------------------------------
 
 

@@ -1,0 +1,181 @@
+"""Real Stable-Baselines3 policies, from training to a compiled file driving gymnasium's Pendulum.
+
+PPO and SAC are trained for a moment on ``Pendulum-v1`` (seeded), saved and loaded back as SB3
+checkpoints, and exported the way SB3's export docs show (``OnnxablePolicy``: PPO's action and
+value heads, SAC's actor squashed by Tanh; TorchScript exporter, opset 9 as in the docs). The
+program reads the pendulum's joint (angle, velocity), builds SB3's observation
+``[cos, sin, velocity]`` and turns the action into the joint effort as SB3's ``predict`` does:
+PPO's Gaussian mean clipped to the action space, SAC's squashed action unscaled to it. The
+file then steps beside ``model.predict(obs, deterministic=True)`` in the real environment.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from compiler import check_parity, compile_program
+from exploy_dsl import Program, Runtime, clip, op, term, unscale_action
+
+pytestmark = pytest.mark.torch
+torch = pytest.importorskip("torch")
+sb3 = pytest.importorskip("stable_baselines3")
+gym = pytest.importorskip("gymnasium")
+
+LOW, HIGH = -2.0, 2.0  # Pendulum-v1's torque bounds
+JOINT = "obj.pendulum.joints"
+EFFORT = "output.joint_targets.pendulum.effort"
+
+
+def pendulum_program(squashed: bool) -> Program:
+    p = Program("pendulum", decimation=1, sim_dt=0.05)  # Pendulum-v1: dt 0.05, a policy per step
+    joints = p.joints("pendulum", names=["hinge"])
+    targets = p.joint_targets(articulation="pendulum", names=["hinge"], stiffness=0, damping=0)
+    torque = p.memory("torque", 1)
+
+    @p.observations
+    def observations(v: Any) -> list[Any]:
+        return [
+            term("cos", op.cos(v[joints.pos])),
+            term("sin", op.sin(v[joints.pos])),
+            term("velocity", v[joints.vel]),
+        ]
+
+    @p.process_actions(n_actions=1)
+    def process_actions(v: Any, actions: Any) -> dict[Any, Any]:
+        if squashed:  # SAC: tanh in [-1, 1], unscaled to the action space
+            return {torque: unscale_action(actions, LOW, HIGH)}
+        return {torque: clip(actions, LOW, HIGH)}  # PPO: predict clips the Gaussian mean
+
+    @p.apply_actions
+    def apply_actions(v: Any) -> dict[Any, Any]:
+        return {targets.pos: v[joints.pos], targets.vel: 0.0, targets.effort: v[torque]}
+
+    return p
+
+
+class OnnxablePPO(torch.nn.Module):  # type: ignore[misc]
+    """SB3's export docs for PPO: the shared extractor, then the action and value heads."""
+
+    def __init__(self, policy: Any) -> None:
+        super().__init__()
+        self.extractor = policy.mlp_extractor
+        self.action_net = policy.action_net
+        self.value_net = policy.value_net
+
+    def forward(self, observation: Any) -> Any:
+        action_hidden, value_hidden = self.extractor(observation)
+        return self.action_net(action_hidden), self.value_net(value_hidden)
+
+
+class OnnxableSAC(torch.nn.Module):  # type: ignore[misc]
+    """SB3's export docs for SAC: the actor's latent network and mean, squashed by Tanh."""
+
+    def __init__(self, actor: Any) -> None:
+        super().__init__()
+        self.actor = torch.nn.Sequential(actor.latent_pi, actor.mu, torch.nn.Tanh())
+
+    def forward(self, observation: Any) -> Any:
+        return self.actor(observation)
+
+
+def trained(algorithm: str, folder: Path) -> Any:
+    """A seeded policy trained for a moment, saved as an SB3 checkpoint and loaded back."""
+    env = gym.make("Pendulum-v1")
+    if algorithm == "ppo":
+        model = sb3.PPO(
+            "MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu"
+        )
+        model.learn(128)
+        loaded = sb3.PPO.load(_saved(model, folder / "ppo.zip"), device="cpu")
+    else:
+        model = sb3.SAC(
+            "MlpPolicy", env, learning_starts=64, batch_size=32, buffer_size=1000, seed=0,
+            device="cpu",
+        )  # fmt: skip
+        model.learn(96)
+        loaded = sb3.SAC.load(_saved(model, folder / "sac.zip"), device="cpu")
+    return loaded
+
+
+def _saved(model: Any, path: Path) -> Path:
+    model.save(path)
+    return path
+
+
+def onnxable(algorithm: str, model: Any) -> Any:
+    if algorithm == "ppo":
+        return OnnxablePPO(model.policy).eval()
+    return OnnxableSAC(model.policy.actor).eval()
+
+
+def exported(module: Any, path: Path) -> Path:
+    """``torch.onnx.export`` as SB3's docs call it (opset 9, input named "input")."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, torch.randn(1, 3), buffer, opset_version=9, input_names=["input"],
+            dynamo=False,
+        )  # fmt: skip
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+@pytest.fixture(scope="module", params=["ppo", "sac"])
+def policy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    algorithm = str(request.param)
+    folder = tmp_path_factory.mktemp(algorithm)
+    model = trained(algorithm, folder)
+    module = onnxable(algorithm, model)
+    return algorithm, model, module, exported(module, folder / f"{algorithm}.onnx")
+
+
+def _program_for(algorithm: str) -> Program:
+    p = pendulum_program(squashed=algorithm == "sac")
+    if algorithm == "ppo":
+        p.actor(actions=0)  # the action head; the value head is dropped
+    return p
+
+
+def test_the_exported_checkpoint_drives_pendulum_as_sb3_predict_does(policy: Any) -> None:
+    algorithm, model, _, onnx_path = policy
+    runtime = Runtime(compile_program(_program_for(algorithm), onnx_path))
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=3)
+    worst = 0.0
+    for _ in range(120):
+        theta, velocity = (float(x) for x in env.unwrapped.state)
+        out = runtime.step(
+            {f"{JOINT}.pos": np.array([[theta]]), f"{JOINT}.vel": np.array([[velocity]])}
+        )
+        action, _ = model.predict(obs, deterministic=True)
+        assert LOW <= float(out[EFFORT][0, 0]) <= HIGH
+        worst = max(worst, float(np.abs(out[EFFORT][0] - action).max()))
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    # float32 cos/sin of the angle against gymnasium's float64 ones, then the network.
+    assert worst < 1e-4, worst
+
+
+def test_the_checkpoint_as_file_and_as_module_passes_check(policy: Any) -> None:
+    algorithm, _, module, onnx_path = policy
+    p = _program_for(algorithm)
+    assert check_parity(compile_program(p, onnx_path), p, onnx_path, steps=200).ok
+    from_module = compile_program(p, module, exporter="torchscript")
+    assert check_parity(from_module, p, module, steps=200).ok
+
+
+def test_a_wrong_head_is_not_passed(tmp_path: Path) -> None:
+    model = trained("ppo", tmp_path)
+    onnx_path = exported(onnxable("ppo", model), tmp_path / "ppo.onnx")
+    p = pendulum_program(squashed=False)
+    p.actor(actions=1)  # the value head: a file of the right shape that does something else
+    file = compile_program(p, onnx_path)
+    assert not check_parity(file, _program_for("ppo"), onnx_path, steps=50).ok
