@@ -13,6 +13,7 @@ import hashlib
 import importlib
 import math
 import os
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -154,6 +155,56 @@ class Normalizer:
             _count=count_value,
         )
 
+    @classmethod
+    def from_sb3(
+        cls, vec_normalize: str | os.PathLike[str] | Any, *, key: str | None = None
+    ) -> Normalizer:
+        """The observation normalizer of Stable-Baselines3's ``VecNormalize``.
+
+        ``vec_normalize`` is the file ``VecNormalize.save`` wrote (read with pickle, as
+        ``VecNormalize.load`` reads it: only load files you trust; needs stable-baselines3
+        installed) or the object itself. SB3 computes ``clip((x - mean) / sqrt(var + eps),
+        -clip_obs, clip_obs)`` with its ``epsilon`` (1e-8 by default) and ``clip_obs`` (10);
+        so does the file, in float32. ``key`` picks one entry of a Dict observation space.
+        """
+        what = "Normalizer.from_sb3"
+        label = "(a VecNormalize object)"
+        if isinstance(vec_normalize, (str, os.PathLike)):
+            label = repr(os.path.basename(os.fspath(vec_normalize)))
+            vec_normalize = _unpickle(vec_normalize, what)
+        if getattr(vec_normalize, "norm_obs", True) is False:
+            raise DeclarationError(
+                f"{what}: {label} does not normalize observations (norm_obs=False). Fix: drop "
+                "normalize=... (the policy saw raw observations)."
+            )
+        rms = getattr(vec_normalize, "obs_rms", None)
+        if rms is None:
+            raise DeclarationError(
+                f"{what}: {label} is a {type(vec_normalize).__name__}, not SB3's VecNormalize "
+                "(it has no obs_rms). Fix: pass the file VecNormalize.save wrote, or the object."
+            )
+        if isinstance(rms, Mapping):
+            if key not in rms:
+                raise DeclarationError(
+                    f"{what}: {label} normalizes a Dict observation space "
+                    f"({', '.join(map(repr, rms))}). Fix: pass key=<one of those>."
+                )
+            rms = rms[key]
+        elif key is not None:
+            raise DeclarationError(f"{what}: key={key!r} given, but {label} has one observation.")
+        eps = float(getattr(vec_normalize, "epsilon", 1e-8))
+        clip_obs = float(getattr(vec_normalize, "clip_obs", 10.0))
+        count = getattr(rms, "count", None)
+        return normalizer(
+            _array(rms.mean, f"{what} obs_rms.mean"),
+            var=_array(rms.var, f"{what} obs_rms.var"),
+            eps=eps,
+            formula="sqrt(var+eps)",
+            clip=(-clip_obs, clip_obs) if math.isfinite(clip_obs) else None,
+            _source=f"SB3 VecNormalize {label}" + (f", {key!r}" if key is not None else ""),
+            _count=int(count) if isinstance(count, (int, float)) and math.isfinite(count) else None,
+        )
+
 
 def normalizer(
     mean: Any,
@@ -236,8 +287,9 @@ def check_normalizer(value: object, what: str) -> Normalizer | None:
     if value is None or isinstance(value, Normalizer):
         return value
     raise DeclarationError(
-        f"{what} must be an exploy_dsl.Normalizer (exploy_dsl.normalizer(mean, std=...) or "
-        f"Normalizer.from_rsl_rl(checkpoint)), got {type(value).__name__}."
+        f"{what} must be an exploy_dsl.Normalizer (exploy_dsl.normalizer(mean, std=...), "
+        f"Normalizer.from_rsl_rl(checkpoint) or Normalizer.from_sb3(vec_normalize)), got "
+        f"{type(value).__name__}."
     )
 
 
@@ -275,6 +327,24 @@ def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[name] = value
     return flat
+
+
+def _unpickle(path: str | os.PathLike[str], what: str) -> Any:
+    if not os.path.isfile(path):
+        raise DeclarationError(f"{what}: file {os.fspath(path)!r} does not exist.")
+    try:
+        with open(path, "rb") as stream:
+            return pickle.load(stream)  # SB3's own format, read as VecNormalize.load does
+    except ImportError as exc:
+        raise DeclarationError(
+            f"{what}: reading {os.fspath(path)!r} needs {exc.name or 'a module'}, which is not "
+            "installed. Fix: pip install stable-baselines3, or pass the VecNormalize object."
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the file's
+        raise DeclarationError(
+            f"{what}: cannot read {os.fspath(path)!r} as a pickled VecNormalize: "
+            f"{' '.join(str(exc).split())[:200]}"
+        ) from None
 
 
 def _torch_load(path: str | os.PathLike[str], what: str) -> Any:

@@ -32,13 +32,13 @@ JOINT = "obj.pendulum.joints"
 EFFORT = "output.joint_targets.pendulum.effort"
 
 
-def pendulum_program(squashed: bool) -> Program:
+def pendulum_program(squashed: bool, normalize: Any = None) -> Program:
     p = Program("pendulum", decimation=1, sim_dt=0.05)  # Pendulum-v1: dt 0.05, a policy per step
     joints = p.joints("pendulum", names=["hinge"])
     targets = p.joint_targets(articulation="pendulum", names=["hinge"], stiffness=0, damping=0)
     torque = p.memory("torque", 1)
 
-    @p.observations
+    @p.observations(normalize=normalize)
     def observations(v: Any) -> list[Any]:
         return [
             term("cos", op.cos(v[joints.pos])),
@@ -179,3 +179,77 @@ def test_a_wrong_head_is_not_passed(tmp_path: Path) -> None:
     p.actor(actions=1)  # the value head: a file of the right shape that does something else
     file = compile_program(p, onnx_path)
     assert not check_parity(file, _program_for("ppo"), onnx_path, steps=50).ok
+
+
+# -- VecNormalize: the observation normalizer SB3 keeps beside the policy -----------------------
+
+
+def test_a_vec_normalize_policy_drives_pendulum_with_its_normalizer(tmp_path: Path) -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from exploy_dsl import Normalizer
+
+    venv = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), norm_reward=False)
+    venv.seed(0)
+    model = sb3.PPO("MlpPolicy", venv, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu")
+    model.learn(256)
+    venv.save(tmp_path / "vecnormalize.pkl")
+    stats = VecNormalize.load(
+        str(tmp_path / "vecnormalize.pkl"), DummyVecEnv([lambda: gym.make("Pendulum-v1")])
+    )
+    stats.training = False
+    assert not np.allclose(stats.obs_rms.var, 1.0)  # the statistics moved during training
+
+    p = pendulum_program(
+        squashed=False, normalize=Normalizer.from_sb3(tmp_path / "vecnormalize.pkl")
+    )
+    p.actor(actions=0)
+    onnx_path = exported(onnxable("ppo", model), tmp_path / "ppo.onnx")
+    runtime = Runtime(compile_program(p, onnx_path))
+    env = gym.make("Pendulum-v1")
+    obs, _ = env.reset(seed=4)
+    worst = 0.0
+    for _ in range(100):
+        theta, velocity = (float(x) for x in env.unwrapped.state)
+        out = runtime.step(
+            {f"{JOINT}.pos": np.array([[theta]]), f"{JOINT}.vel": np.array([[velocity]])}
+        )
+        action, _ = model.predict(stats.normalize_obs(obs), deterministic=True)
+        worst = max(worst, float(np.abs(out[EFFORT][0] - action).max()))
+        obs, *_ = env.step(action)
+    assert worst < 1e-4, worst
+    assert check_parity(compile_program(p, onnx_path), p, onnx_path, steps=100).ok
+
+    plain = pendulum_program(squashed=False)  # the same policy without its normalizer
+    plain.actor(actions=0)
+    runtime = Runtime(compile_program(plain, onnx_path))
+    theta, velocity = 2.0, -3.0
+    obs = np.array([np.cos(theta), np.sin(theta), velocity], np.float32)
+    out = runtime.step(
+        {f"{JOINT}.pos": np.array([[theta]]), f"{JOINT}.vel": np.array([[velocity]])}
+    )
+    action, _ = model.predict(stats.normalize_obs(obs), deterministic=True)
+    assert np.abs(out[EFFORT][0] - action).max() > 1e-3  # forgetting it is not harmless
+
+
+def test_from_sb3_refuses_what_is_not_an_observation_normalizer(tmp_path: Path) -> None:
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from exploy_dsl import DeclarationError, Normalizer
+
+    with pytest.raises(DeclarationError, match=r"missing.pkl' does not exist"):
+        Normalizer.from_sb3(tmp_path / "missing.pkl")
+    (tmp_path / "junk.pkl").write_bytes(b"not a pickle")
+    with pytest.raises(
+        DeclarationError, match=r"cannot read .*junk.pkl.* as a pickled VecNormalize"
+    ):
+        Normalizer.from_sb3(tmp_path / "junk.pkl")
+    with pytest.raises(DeclarationError, match=r"is a dict, not SB3's VecNormalize"):
+        Normalizer.from_sb3({"mean": [0.0]})
+    raw = VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")]), norm_obs=False)
+    with pytest.raises(
+        DeclarationError, match=r"does not normalize observations \(norm_obs=False\)"
+    ):
+        Normalizer.from_sb3(raw)
+    with pytest.raises(DeclarationError, match=r"key='x' given, but"):
+        Normalizer.from_sb3(VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")])), key="x")
