@@ -253,3 +253,78 @@ def test_from_sb3_refuses_what_is_not_an_observation_normalizer(tmp_path: Path) 
         Normalizer.from_sb3(raw)
     with pytest.raises(DeclarationError, match=r"key='x' given, but"):
         Normalizer.from_sb3(VecNormalize(DummyVecEnv([lambda: gym.make("Pendulum-v1")])), key="x")
+
+
+# -- a discrete policy: CartPole's logits, argmax, a force on the cart ---------------------------
+
+FORCE = 10.0  # CartPole-v1's force_mag: action 0 pushes left, 1 pushes right
+
+
+def cartpole_program() -> Program:
+    from exploy_dsl import argmax
+
+    p = Program("cartpole", decimation=1, sim_dt=0.02)  # CartPole-v1: tau 0.02
+    cart = p.joints("cart", names=["slider"])
+    pole = p.joints("pole", names=["hinge"])
+    push = p.joint_targets(articulation="cart", names=["slider"], stiffness=0, damping=0)
+    force = p.memory("force", 1)
+
+    @p.observations
+    def observations(v: Any) -> list[Any]:  # CartPole's [x, x_dot, theta, theta_dot]
+        return [
+            term("x", v[cart.pos]),
+            term("x_dot", v[cart.vel]),
+            term("theta", v[pole.pos]),
+            term("theta_dot", v[pole.vel]),
+        ]
+
+    @p.process_actions(n_actions=2)
+    def process_actions(v: Any, logits: Any) -> dict[Any, Any]:
+        right = op.cast(argmax(logits), to=np.float32)  # 0 or 1
+        return {force: right * (2 * FORCE) - FORCE}
+
+    @p.apply_actions
+    def apply_actions(v: Any) -> dict[Any, Any]:
+        return {push.pos: v[cart.pos], push.vel: 0.0, push.effort: v[force]}
+
+    p.actor(actions=0)  # the logits; the value head is dropped
+    return p
+
+
+def test_a_discrete_ppo_policy_pushes_the_cart_as_sb3_predict_does(tmp_path: Path) -> None:
+    env = gym.make("CartPole-v1")
+    model = sb3.PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=2, seed=0, device="cpu")
+    model.learn(256)
+    model = sb3.PPO.load(_saved(model, tmp_path / "cartpole.zip"), device="cpu")
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            OnnxablePPO(model.policy).eval(), torch.randn(1, 4), buffer, opset_version=9,
+            input_names=["input"], dynamo=False,
+        )  # fmt: skip
+    (tmp_path / "cartpole.onnx").write_bytes(buffer.getvalue())
+    p = cartpole_program()
+    file = compile_program(p, tmp_path / "cartpole.onnx")
+    runtime = Runtime(file)
+    obs, _ = env.reset(seed=5)
+    pushed = set()
+    for _ in range(200):
+        x, x_dot, theta, theta_dot = (float(s) for s in env.unwrapped.state)
+        out = runtime.step(
+            {
+                "obj.cart.joints.pos": np.array([[x]]),
+                "obj.cart.joints.vel": np.array([[x_dot]]),
+                "obj.pole.joints.pos": np.array([[theta]]),
+                "obj.pole.joints.vel": np.array([[theta_dot]]),
+            }
+        )
+        action, _ = model.predict(obs, deterministic=True)
+        effort = float(out["output.joint_targets.cart.effort"][0, 0])
+        assert effort == (FORCE if int(action) == 1 else -FORCE)
+        pushed.add(effort)
+        obs, _, terminated, truncated, _ = env.step(int(action))
+        if terminated or truncated:
+            obs, _ = env.reset()
+    assert pushed == {FORCE, -FORCE}  # both actions were taken
+    assert check_parity(file, p, tmp_path / "cartpole.onnx", steps=200).ok
