@@ -12,7 +12,7 @@ from compiler.build._metadata import metadata
 from compiler.build._reproducible import STAMP_KEY
 from compiler.check._element_names import ElementNames
 from exploy_dsl import Actor, FileContract, TracedProgram, Wire
-from exploy_dsl.contract._codec import decode
+from exploy_dsl.contract._codec import decode, same_value
 
 # Own metadata keys that follow from the program alone; other exploy_dsl.* keys describe the
 # actor or the tools (versions, sources) and may differ between two faithful compiles.
@@ -160,7 +160,7 @@ def _metadata(contract: FileContract, traced: TracedProgram, actor: Actor) -> li
         got = file.get(key)
         if got is None:
             found.append(Mismatch("metadata", key, f"missing in the file; program: {value}"))
-        elif decode(got) != decode(value):
+        elif not same_value(decode(got), decode(value)):
             found.append(Mismatch("metadata", key, f"file {_short(got)}, program {_short(value)}"))
     for key in file:
         if key not in expected:

@@ -29,6 +29,21 @@ def decode(text: str) -> Any:
         return text
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Two decoded metadata values are the same JSON: same types all the way down.
+
+    Python's ``==`` takes ``true`` for ``1`` and ``1`` for ``1.0``; a reader of the file
+    (exploy's C++ JSON parser, a string compare) does not, so neither may a check.
+    """
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
 def decode_json(text: str, what: str) -> Any:
     """A value that must be JSON (our own keys, exploy's JSON keys); FileContractError if not."""
     try:

@@ -277,6 +277,20 @@ def test_metadata_and_wire_differences_are_listed(
     assert "not run: the file's inputs differ from the program's (x2, x)" in other.render()
 
 
+@pytest.mark.parametrize(
+    ("declared", "stored"),
+    [(1.0, "true"), (1, "1.0"), ([0.0, 1.0], "[false, true]"), ({"on": 0}, '{"on": false}')],
+)
+def test_a_metadata_value_of_another_json_type_is_reported(declared: Any, stored: str) -> None:
+    # Python's == takes true for 1 and 1 for 1.0; exploy's JSON reader does not.
+    program, actor = tiny_program(metadata={"version": declared}), mlp_actor(5, 2, seed=3).model
+    model = compile_program(program, actor)
+    (entry,) = [p for p in model.metadata_props if p.key == "version"]
+    entry.value = stored
+    report = check_parity(model, program, actor, steps=8)
+    assert [(m.what, m.name) for m in report.static] == [("metadata", "version")]
+
+
 def test_a_stamped_file_for_an_older_onnxruntime_still_matches_its_program() -> None:
     # The export date and the target's lower opset are not differences from the program.
     program, actor = tiny_program(), mlp_actor(5, 2, seed=3).model
