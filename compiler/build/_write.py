@@ -18,12 +18,14 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
 
     The file gets the mode an ordinary write would give it: an existing file keeps its mode,
     a new one gets ``0o666 & ~umask`` (not the temporary file's 0600, which would hide it from
-    a controller running as another user).
+    a controller running as another user). As an ordinary write, a symlink is written through
+    (the file it names is replaced, the link stays), and a device or pipe (``-o /dev/null``)
+    gets the bytes streamed into it: renaming onto it would replace the device node itself.
     """
     target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
     try:
-        os.lstat(target)
+        if stat.S_ISLNK(os.lstat(target).st_mode):
+            target = Path(os.path.realpath(target))
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise WriteError(
@@ -31,6 +33,9 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
                 f"({len(os.fsencode(target.name))} bytes). Nothing was written. "
                 "Fix: choose a shorter output path."
             ) from None
+    if _is_special(target):
+        return _write_into(data, target)
+    directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise WriteError(
             f"cannot write {str(target)!r}: folder {str(directory)!r} does not exist. "
@@ -62,6 +67,27 @@ def write_atomic(data: bytes, path: str | os.PathLike[str]) -> Path:
                 f"cannot write {str(target)!r}: {exc.strerror or exc}. Nothing was written."
             ) from None
         raise
+    return target
+
+
+def _is_special(target: Path) -> bool:
+    """A device, pipe or socket: something that exists but is neither a file nor a folder."""
+    try:
+        mode = target.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _write_into(data: bytes, target: Path) -> Path:
+    try:
+        with open(target, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise WriteError(
+            f"cannot write {str(target)!r}: {exc.strerror or exc}. "
+            "Fix: choose a file you can write to."
+        ) from None
     return target
 
 

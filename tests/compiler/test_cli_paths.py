@@ -6,7 +6,9 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import textwrap
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -385,3 +387,30 @@ def test_write_atomic_of_a_long_but_valid_name_works(tmp_path: Path) -> None:
     target = tmp_path / ("n" * 250 + ".onnx")  # 255 bytes: the temporary name must stay shorter
     write_atomic(b"x", target)
     assert target.read_bytes() == b"x" and [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_write_atomic_streams_into_a_pipe_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    # `-o /dev/null` or a FIFO: renaming onto it replaced the device node with a regular file.
+    fifo = tmp_path / "out.onnx"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    write_atomic(b"model bytes", fifo)
+    reader.join(timeout=10)
+    assert received == [b"model bytes"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and [p.name for p in tmp_path.iterdir()] == [
+        "out.onnx"
+    ]
+
+
+def test_write_atomic_writes_through_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "builds").mkdir()
+    real = tmp_path / "builds" / "v3.onnx"
+    real.write_bytes(b"old")
+    link = tmp_path / "policy.onnx"
+    link.symlink_to(real)
+    write_atomic(b"new", link)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["builds", "policy.onnx", "v3.onnx"]
