@@ -7,7 +7,7 @@ import re
 from exploy_dsl._errors import DeclarationError
 from exploy_dsl.contract._wires import RESERVED_PREFIXES, RESERVED_WIRES
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9_]+$")
+_SEGMENT = re.compile(r"[A-Za-z0-9_]+\Z")
 
 # Top level metadata keys the compiler writes; a port or group metadata key may not shadow them.
 RESERVED_METADATA_KEYS = (

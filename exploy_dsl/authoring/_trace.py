@@ -44,7 +44,7 @@ from exploy_dsl.library._records import (
     library_writes,
 )
 
-_TERM_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+_TERM_NAME = re.compile(r"[A-Za-z0-9_]+\Z")
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,13 @@ def test_invalid_names_are_rejected_naming_the_segment(name: str, bad_segment: s
         make().input(name, 3)
 
 
+@pytest.mark.parametrize("kind", ["input", "output", "memory"])
+def test_a_name_ending_in_a_newline_is_rejected(kind: str) -> None:
+    # A regex ending in $ also matches before a final newline; exploy's matchers do not.
+    with pytest.raises(DeclarationError, match=r"name 'x\\n' is not valid: segment 'x\\n'"):
+        getattr(make(), kind)("x\n", 3)
+
+
 def test_a_non_str_name_is_rejected() -> None:
     with pytest.raises(DeclarationError, match=r"output .*name must be a str, got int 12"):
         make().output(12, 3)  # type: ignore[arg-type]

@@ -281,3 +281,14 @@ def test_a_vocabulary_program_compiles_runs_and_keeps_exploys_encodings() -> Non
     feeds = random_feeds(contract.inputs, np.random.default_rng(0))
     out = runtime.step(feeds)
     np.testing.assert_array_equal(out[targets.pos.name], feeds[joints.pos.name])  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["obj.robot.joints.pos", "cmd.float.speed", "output.joint_targets.legs.effort"],
+)
+def test_wire_patterns_match_the_whole_name_as_exploys_regex_match(name: str) -> None:
+    from exploy_dsl.contract._wires import FLOAT_COMMAND, JOINT_STATE, JOINT_TARGET
+
+    assert any(p.match(name) for p in (JOINT_STATE, FLOAT_COMMAND, JOINT_TARGET))
+    assert not any(p.match(name + "\n") for p in (JOINT_STATE, FLOAT_COMMAND, JOINT_TARGET))

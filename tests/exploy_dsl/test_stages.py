@@ -351,6 +351,7 @@ def test_a_stage_returning_the_wrong_kind_of_value_is_explained(
     [
         ([("pos", "p"), ("pos", "p")], r"term 'pos' appears twice"),
         ([("base vel", "p")], r"term name 'base vel' must be letters, digits and '_'"),
+        ([("pos\n", "p")], r"term name 'pos\\n' must be letters, digits and '_'"),
     ],
 )
 def test_observation_term_names_are_checked(ports: Ports, terms: list[Any], match: str) -> None:
