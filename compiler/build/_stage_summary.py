@@ -96,12 +96,17 @@ def _constant(value: np.ndarray) -> dict[str, Any]:
     if value.size <= MAX_LISTED:
         flat = value.reshape(-1)
         if value.dtype.kind == "f":
-            entry["values"] = [float(str(value.dtype.type(x))) for x in flat]
+            entry["values"] = [_json_float(float(str(value.dtype.type(x)))) for x in flat]
         else:
             entry["values"] = flat.tolist()
     else:
         entry["sha256"] = sha256_hex(np.ascontiguousarray(value).tobytes())
     return entry
+
+
+def _json_float(x: float) -> float | str:
+    """A float JSON can hold; an infinity (a mask fill, an unbounded clip) as "inf"/"-inf"."""
+    return x if np.isfinite(x) else str(x)
 
 
 def _source(fn: Any) -> str | None:

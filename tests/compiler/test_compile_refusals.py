@@ -14,8 +14,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from compiler import compile_program, load_actor, write_atomic
+from compiler import check_parity, compile_program, load_actor, write_atomic
 from compiler.cli._main import main
+from compiler.tools._explain import render_explain
 from exploy_dsl import (
     ActorError,
     CompileError,
@@ -23,6 +24,7 @@ from exploy_dsl import (
     Program,
     VerificationError,
     op,
+    read_contract,
 )
 from tests._support import mlp_actor
 from tests.compiler.test_parity import tiny_program
@@ -113,6 +115,33 @@ def test_an_infinite_stage_constant_is_refused_naming_the_stage() -> None:
         r"limit that should not bite takes a large finite bound such as 1e6\)",
     ):
         compile_program(program, mlp_actor(5, 2).model)
+
+
+def test_an_unbounded_clip_in_a_stage_compiles_runs_and_is_explained() -> None:
+    # Scalar infinities pass as a mask fill (like an exported masked_fill(-inf)); the stage
+    # summary then failed to encode them as JSON: a traceback instead of a file.
+    program = Program("unbounded", decimation=2, sim_dt=0.01)
+    x = program.input("x", 3)
+    m = program.memory("m", 2)
+    y = program.output("y", 2)
+    low, high = op.const(np.float32(-INF)), op.const(np.float32(INF))
+
+    @program.observations
+    def observations(v: Any) -> list[Any]:
+        return [("x", op.clip(v[x], low, high)), ("m", v[m])]
+
+    @program.process_actions(n_actions=2)
+    def process(v: Any, actions: Any) -> dict[Any, Any]:
+        return {m: actions}
+
+    @program.apply_actions
+    def apply(v: Any) -> dict[Any, Any]:
+        return {y: v[m]}
+
+    model = compile_program(program, mlp_actor(5, 2).model)
+    assert check_parity(model, program, mlp_actor(5, 2).model, steps=8).ok
+    text = render_explain(read_contract(model), "unbounded.onnx")
+    assert "  constant float32 -inf\n  constant float32 inf\n" in text
 
 
 def test_the_cli_refuses_a_nan_actor_with_one_line(
