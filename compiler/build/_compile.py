@@ -18,7 +18,7 @@ from compiler.build._batch import check_envs
 from compiler.build._exploy_rules import check_program, declared_metadata
 from compiler.build._finite import check_finite
 from compiler.build._fold import fold_observation
-from compiler.build._metadata import metadata
+from compiler.build._metadata import metadata, to_json
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._rewrite import apply_rewrites
@@ -155,6 +155,14 @@ def _build(
             f"model_source must be a dict (stored as a JSON object), got "
             f"{type(model_source).__name__}. Fix: e.g. model_source={{'run': 'wandb/abc123'}}."
         )
+    if model_source is not None:
+        try:
+            to_json(model_source)
+        except (TypeError, ValueError) as exc:
+            raise CompileError(
+                f"model_source cannot be stored as JSON: {exc}. Fix: use only str keys and str, "
+                "int, float (finite), bool, None, list or dict values."
+            ) from None
     # Stages are written with exploy_dsl.op (ONNX opset 20); the actor joins them at that opset.
     traced, loaded = prepare_actor(
         actor, traced, opset=opset, exporter=exporter, stage_opset=DEFAULT_OPSET

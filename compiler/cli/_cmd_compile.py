@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -182,9 +183,25 @@ def parse_model_source(text: str | None) -> dict[str, Any] | None:
             f"{text[:60]!r}. Fix: pass a JSON object, e.g. "
             '--model-source \'{"run": "wandb/abc123", "checkpoint": 1500}\'.'
         ) from None
+    if _non_finite(value):
+        raise UsageError(
+            f"{origin} holds NaN or Infinity, which JSON (and exploy's reader) does not allow: "
+            f'{text[:60]!r}. Fix: write the number, or a string such as "nan".'
+        )
     if not isinstance(value, dict):
         raise UsageError(
             f"{origin} is JSON {type(value).__name__}, expected an object {{...}} (exploy stores "
             'model_source as a JSON object). Fix: e.g. --model-source \'{"run": "abc"}\'.'
         )
     return value
+
+
+def _non_finite(value: Any) -> bool:
+    """Python's json reads NaN, Infinity and -Infinity; standard JSON has no such numbers."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False

@@ -20,7 +20,7 @@ from compiler import compile_program
 from compiler.build._reproducible import STAMP_KEY, weights_sha256
 from compiler.cli._main import main
 from compiler.cli._program_file import ProgramFile
-from exploy_dsl import UsageError, trace
+from exploy_dsl import CompileError, UsageError, trace
 from tests._support import (
     EXAMPLES,
     ROOT,
@@ -28,6 +28,7 @@ from tests._support import (
     example_files,
     mlp_actor,
 )
+from tests.compiler.test_parity import tiny_program
 
 QUADRUPED = str(EXAMPLES / "quadruped.py")
 
@@ -181,6 +182,8 @@ def test_model_source_is_stored_as_json_and_keeps_the_file_reproducible(
         ("{run: abc}", r"--model-source is not valid JSON \(Expecting property name"),
         ("[1, 2]", r"--model-source is JSON list, expected an object"),
         ("@missing.json", r"--model-source file 'missing.json' cannot be read"),
+        ('{"reward": NaN}', r"--model-source holds NaN or Infinity, which JSON .* does not allow"),
+        ('{"x": [1, -Infinity]}', r"--model-source holds NaN or Infinity"),
     ],
 )
 def test_a_bad_model_source_is_a_user_error(
@@ -205,6 +208,12 @@ def test_model_source_mistakes_are_usage_errors() -> None:
 
     with pytest.raises(UsageError, match=r"--model-source is JSON int, expected an object"):
         parse_model_source("3")
+
+
+@pytest.mark.parametrize("source", [{"reward": float("nan")}, {"when": object()}])
+def test_a_model_source_json_cannot_hold_is_a_compile_error(source: dict[str, Any]) -> None:
+    with pytest.raises(CompileError, match=r"^model_source cannot be stored as JSON: "):
+        compile_program(tiny_program(), mlp_actor(5, 2, seed=3).model, model_source=source)
 
 
 @pytest.mark.torch
