@@ -59,7 +59,7 @@ class ProgramFile:
                 f"{self.path}: actor() needs {needed}, which is not installed ({exc}). "
                 f"Fix: pip install {install}, or pass --actor A.onnx."
             ) from None
-        except Exception as exc:  # noqa: BLE001 - the user's factory failed
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the user's factory failed
             where = describe(exc.__traceback__, str(self.path))
             raise DeclarationError(
                 f"{self.path}: actor() failed at {where}: {type(exc).__name__}: {exc}"
@@ -93,6 +93,12 @@ def load_program_file(path: str | os.PathLike[str]) -> ProgramFile:
         where = describe(exc.__traceback__, str(file))
         raise DeclarationError(
             f"{file} failed to import at {where}: {type(exc).__name__}: {exc}"
+        ) from None
+    except SystemExit as exc:  # sys.exit() or argparse at the top level, run on import
+        where = describe(exc.__traceback__, str(file))
+        raise DeclarationError(
+            f"{file} called sys.exit({exc.code!r}) while being imported, at {where}; it defines "
+            'no program this way. Fix: put script code under `if __name__ == "__main__":`.'
         ) from None
     finally:
         sys.path.pop(0)

@@ -293,6 +293,11 @@ def no_actor(tmp: Path) -> list[str]:
     return ["compile", str(write(tmp / "no_actor.py", text))]
 
 
+def exiting_actor(tmp: Path) -> list[str]:
+    text = (EXAMPLES / "tutorial.py").read_text().split("def actor(")[0]
+    return ["compile", str(write(tmp / "a.py", text + "def actor():\n    raise SystemExit(1)\n"))]
+
+
 def not_onnx(tmp: Path) -> list[str]:
     return ["inspect", str(write(tmp / "policy.onnx", "not a model"))]
 
@@ -313,6 +318,19 @@ ERRORS: dict[str, tuple[Callable[[Path], list[str]], str]] = {
         r"broken.py failed to import at .*broken.py:3(:10)? \(`LIMITS = .*`\): KeyError: 'kd'$",
     ),
     "syntax error": (syntax_error, r"syntax.py:1: syntax error"),
+    "import exits": (
+        lambda tmp: ["compile", str(write(tmp / "script.py", "import sys\n\nsys.exit(0)\n"))],
+        r"script.py called sys.exit\(0\) while being imported, at .*script.py:3\b.*Fix: put "
+        r"script code under `if __name__ == \"__main__\":`",
+    ),
+    "import exits with a code": (
+        lambda tmp: ["compile", str(write(tmp / "script.py", "raise SystemExit(3)\n"))],
+        r"script.py called sys.exit\(3\) while being imported",
+    ),
+    "actor() exits": (
+        exiting_actor,
+        r"a.py: actor\(\) failed at .*a.py:\d+\b.*SystemExit: 1",
+    ),
     "broken stage": (broken_stage, r"'aa' is not declared in program 'bad'.*Did you mean 'a'"),
     "wrong observation size": (
         onnx_actor(47, 12),
