@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
@@ -38,6 +39,11 @@ def normalize_dtype(dtype: object, what: str) -> DType:
     )
 
 
+# An ONNX file is one protobuf message, at most 2 GiB: no larger memory initial value fits, and
+# a larger input per tick is a mistyped shape rather than robot state.
+MAX_PORT_ELEMENTS = 2**29
+
+
 def normalize_shape(shape: object, what: str) -> tuple[int, ...]:
     """Accept an int or a tuple of positive ints: the shape of one sample, without batch."""
     if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
@@ -60,7 +66,14 @@ def normalize_shape(shape: object, what: str) -> tuple[int, ...]:
                 f"{what} has shape {shape!r}: every dimension must be a static int >= 1 "
                 f"(got {d!r}). Fix: exploy's controller needs static shapes; use fixed sizes."
             )
-    return tuple(int(d) for d in dims)  # type: ignore[call-overload]
+    sizes = tuple(int(d) for d in dims)  # type: ignore[call-overload]
+    if math.prod(sizes) > MAX_PORT_ELEMENTS:
+        raise DeclarationError(
+            f"{what} has shape {shape!r}: {math.prod(sizes)} elements, more than the "
+            f"{MAX_PORT_ELEMENTS} (2 GiB of float32) an ONNX file can hold. "
+            "Fix: check the shape; a port holds one sample, e.g. (12,) for 12 joints."
+        )
+    return sizes
 
 
 def normalize_metadata(metadata: object, what: str) -> dict[str, Any] | None:

@@ -209,11 +209,18 @@ def test_the_batch_dimension_is_the_programs() -> None:
         ("3", r"expected an int or a tuple of ints"),
         (3.0, r"expected an int or a tuple of ints"),
         (None, r"expected an int or a tuple of ints"),
+        # Larger than a file can hold: the trace then failed allocating (a MemoryError).
+        ((10**5, 10**5), r"10000000000 elements, more than the 536870912 \(2 GiB of float32\)"),
     ],
 )
 def test_bad_shapes_are_rejected_naming_the_port(shape: object, match: str) -> None:
     with pytest.raises(DeclarationError, match=rf"input 'x' .*{match}"):
         make().input("x", shape)  # type: ignore[arg-type]
+
+
+def test_a_memory_too_large_for_a_file_is_rejected_before_its_init_is_allocated() -> None:
+    with pytest.raises(DeclarationError, match=r"memory 'm' .* 1073741824 elements, more than"):
+        make().memory("m", (2, 2**29))
 
 
 # -- rates --------------------------------------------------------------------------------------
