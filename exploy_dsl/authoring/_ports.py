@@ -216,6 +216,20 @@ def rebatched(port: Port, batch: int, dynamic: bool, what: str) -> Port:
     return dataclasses.replace(port, batch=size, dynamic_batch=dynamic, init=value)
 
 
+_INT32 = np.iinfo(np.int32)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_int32(raw: np.ndarray) -> bool:
+    # Compare as Python ints: a float64 or int64 array may hold what int32 cannot.
+    return bool(_INT32.min <= raw.min() and raw.max() <= _INT32.max)
+
+
+def _extreme(raw: np.ndarray) -> str:
+    low, high = raw.min().item(), raw.max().item()
+    return f"{high:g}" if high > _INT32.max else f"{low:g}"
+
+
 def with_batch(shape: tuple[int, ...], batch: int, axis: int = 0) -> tuple[int, ...]:
     """A per-sample shape with the batch dimension inserted at ``axis``."""
     return (*shape[:axis], batch, *shape[axis:])
@@ -269,11 +283,17 @@ def normalize_init(
             )
         if raw.shape == shape:
             raw = np.expand_dims(raw, batch_axis)  # one sample's value: the batch axis goes in
-        value = np.broadcast_to(raw, file_shape).astype(np_dtype)
+        if dtype == "int32" and raw.size and not _fits_int32(raw):
+            raise DeclarationError(
+                f"{what} initial value holds {_extreme(raw)}, outside int32 "
+                f"[{_INT32.min}, {_INT32.max}]; it would wrap around. Fix: give values in range."
+            )
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow to inf is refused next
+            value = np.broadcast_to(raw, file_shape).astype(np_dtype)
         if dtype == "float32" and not np.all(np.isfinite(value)):
             raise DeclarationError(
-                f"{what} initial value holds NaN or infinity; a robot would start from it. "
-                "Fix: give finite numbers."
+                f"{what} initial value holds NaN or infinity (or a number beyond float32's "
+                f"{_FLOAT32_MAX:.4g}); a robot would start from it. Fix: give finite numbers."
             )
     value = np.ascontiguousarray(value)
     value.setflags(write=False)

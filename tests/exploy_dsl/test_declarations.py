@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -299,6 +300,25 @@ def test_memory_init_of_the_wrong_shape_is_rejected(init: object, got: str) -> N
 def test_memory_init_must_be_finite() -> None:
     with pytest.raises(DeclarationError, match=r"memory 'm' initial value holds NaN or infinity"):
         make().memory("m", 2, init=[0.0, math.nan])
+
+
+def test_a_float_init_beyond_float32_is_refused_without_numpy_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's overflow warning printed a second stderr line
+        with pytest.raises(DeclarationError, match=r"holds NaN or infinity \(or a number beyond"):
+            make().memory("m", 2, init=[1e39, 0.0])
+
+
+@pytest.mark.parametrize(
+    ("init", "shown"),
+    [(3e9, "3e\\+09"), (2**40, "1.09951e\\+12"), (-(2**31) - 1, "-2.14748e\\+09")],
+)
+def test_an_int32_init_out_of_range_is_refused_not_wrapped(init: float, shown: str) -> None:
+    # 2**40 became 0 and 3e9 became -2147483648: a silently different initial value.
+    with pytest.raises(DeclarationError, match=rf"holds {shown}, outside int32 \[-2147483648, "):
+        make().memory("count", 1, dtype="int32", init=init)
+    edge = make().memory("count", 2, dtype="int32", init=[2**31 - 1, -(2**31)]).init
+    assert edge.tolist() == [[2**31 - 1, -(2**31)]]
 
 
 def test_memory_init_must_be_numbers() -> None:
