@@ -64,6 +64,11 @@ class InputStream:
         )
 
 
+def check_seed(seed: object) -> int:
+    """A seed of the random inputs: an int >= 0 (what NumPy's generators take), else an error."""
+    return check_int(seed, "the seed", minimum=0, fix="e.g. seed=0", error=UsageError)
+
+
 def random_stream(
     program: Program, ticks: int, seed: int = 0, *, mean_episode: int | None = None
 ) -> InputStream:
@@ -76,7 +81,7 @@ def random_stream(
     integers for int32, a standard normal otherwise.
     """
     ticks = check_int(ticks, "the number of ticks", error=UsageError)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(check_seed(seed))
     mean = mean_episode if mean_episode is not None else max(4, ticks // 5)
     reset = np.zeros(ticks, np.bool_)
     start = 0

@@ -19,7 +19,7 @@ from compiler.check._actor_check import DEFAULT_SAMPLES, check_actor
 from compiler.check._compare import SignalComparator, SignalErrors, Tolerance, first_divergence
 from compiler.check._element_names import ElementNames
 from compiler.check._file_vs_program import Mismatch, compare_file_with_program
-from compiler.check._inputs import InputStream, random_stream
+from compiler.check._inputs import InputStream, check_seed, random_stream
 from compiler.check._report import Diagnosis, Divergence, OutputReport, ParityReport, RunReport
 from compiler.check._tolerances import ToleranceSpec, check_tolerance, resolve
 from exploy_dsl import (
@@ -101,6 +101,7 @@ def check_parity(
     compiled from.
     """
     tolerance = Tolerance(check_tolerance("atol", atol), check_tolerance("rtol", rtol))
+    seed = check_seed(seed)
     label = repr(str(file)) if isinstance(file, (str, os.PathLike)) else "model"
     model = load_model(file)
     contract = read_contract(model, label)

@@ -18,6 +18,7 @@ from compiler.check._parity import (
 from compiler.check._plot import plot_report, require_matplotlib
 from compiler.check._tolerances import parse_cli
 from compiler.cli._exit import EXIT_FAIL, EXIT_OK
+from compiler.cli._options import add_seed
 from compiler.cli._paths import actor_files, check_name_length, refuse_overwrite
 from compiler.cli._program_file import load_program_file
 from exploy_dsl import load_model, read_contract
@@ -35,7 +36,7 @@ def register(p: argparse.ArgumentParser) -> None:
         type=int,
         help=f"ticks to run (default {DEFAULT_STEPS}; with --trace, the whole trace)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    add_seed(p)
     p.add_argument(
         "--atol", type=float, default=DEFAULT_TOLERANCE, help="absolute tolerance (1e-5)"
     )

@@ -7,14 +7,14 @@ import argparse
 import numpy as np
 
 from compiler.cli._exit import EXIT_OK
-from compiler.cli._options import add_first_tick
+from compiler.cli._options import add_first_tick, add_seed
 from exploy_dsl import Runtime, UsageError
 
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("file")
     p.add_argument("--ticks", type=int, default=8, help="ticks to run (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    add_seed(p)
     add_first_tick(p)
     p.add_argument(
         "--batch",

@@ -350,6 +350,20 @@ def test_run_takes_only_first_tick_0_or_1(
     assert re.search(r"argument --first-tick: invalid (choice|int value): '?" + tick, err), err
 
 
+@pytest.mark.parametrize("command", ["run", "check"])
+@pytest.mark.parametrize("seed", ["-1", "x"])
+def test_a_negative_seed_is_an_option_error(
+    command: str, seed: str, capsys: pytest.CaptureFixture[str], compiled: dict[str, Compiled]
+) -> None:
+    # NumPy refuses negative seeds: --seed -1 was a ValueError traceback.
+    files = [str(compiled["quadruped"].path)] + ([str(QUADRUPED)] if command == "check" else [])
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *files, "--seed", seed])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --seed: expected an int >= 0, got '{seed}'" in err and "Traceback" not in err
+
+
 def test_run_with_first_tick_1_starts_with_an_apply_only_step(
     capsys: pytest.CaptureFixture[str], compiled: dict[str, Compiled]
 ) -> None:

@@ -312,6 +312,17 @@ def test_an_initial_value_differing_only_in_the_program_is_reported(
     )
 
 
+@pytest.mark.parametrize("seed", [-1, "a", 1.5])
+def test_a_seed_numpy_refuses_is_a_usage_error(
+    tiny_file: tuple[onnx.ModelProto, onnx.ModelProto], seed: object
+) -> None:
+    model, actor = tiny_file
+    with pytest.raises(UsageError, match=r"^the seed must be an int >= 0, got "):
+        check_parity(model, tiny_program(), actor, steps=4, seed=seed)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^the seed must be an int >= 0"):
+        random_stream(tiny_program(), 4, seed=seed)  # type: ignore[arg-type]
+
+
 # -- the actor alone ----------------------------------------------------------------------------
 
 
