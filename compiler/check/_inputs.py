@@ -126,6 +126,9 @@ def save_trace(stream: InputStream, path: str | os.PathLike[str]) -> Path:
     return write_atomic(buffer.getvalue(), path)
 
 
+_INT32 = np.iinfo(np.int32)
+
+
 def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
     """Read a trace ``.npz`` for ``program``: one array per input wire, optional ``reset``.
 
@@ -141,14 +144,23 @@ def load_trace(path: str | os.PathLike[str], program: Program) -> InputStream:
         )
     if not file.is_file():
         raise TraceFileError(f"trace {label} does not exist. Fix: check the path.")
+    fix = (
+        "Fix: record one with `exploy-dsl check ... --record-trace OUT.npz` or compiler.save_trace."
+    )
     try:
-        with np.load(file, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise TraceFileError(
-            f"trace {label} is not a readable .npz file ({exc}). Fix: record one with "
-            "`exploy-dsl check ... --record-trace OUT.npz` or compiler.save_trace."
-        ) from None
+        # Opened here, not by np.load: it leaves its handle open when the archive is broken.
+        with open(file, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise TraceFileError(
+                    f"trace {label} holds a single array (a .npy file), not an .npz archive of "
+                    f"one array per input. {fix}"
+                )
+            with loaded as data:
+                arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # An empty file is an EOFError; a truncated archive a BadZipFile or a ValueError.
+        raise TraceFileError(f"trace {label} is not a readable .npz file ({exc}). {fix}") from None
     ports = {port.name: port for port in program.inputs}
     unknown = sorted(k for k in arrays if k not in ports and k != RESET_KEY)
     missing = [name for name in ports if name not in arrays]
@@ -193,5 +205,14 @@ def _trace_array(value: np.ndarray, port: Input, ticks: int, label: str) -> np.n
         raise TraceFileError(
             f"trace {label}: input {port.name!r} has dtype {value.dtype}; the wire is "
             f"{port.dtype}. Fix: save it as {port.dtype}."
+        )
+    if (
+        port.dtype == "int32"
+        and value.size
+        and not _INT32.min <= value.min() <= value.max() <= _INT32.max
+    ):
+        raise TraceFileError(
+            f"trace {label}: input {port.name!r} holds values outside int32 "
+            f"({value.min()} .. {value.max()}); they would wrap around. Fix: save int32 values."
         )
     return value.reshape(expected).astype(port.np_dtype, copy=False)

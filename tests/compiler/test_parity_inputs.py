@@ -180,6 +180,31 @@ def test_unreadable_traces_are_user_errors(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text.npz"]
 
 
+def test_an_empty_a_truncated_or_a_npy_trace_is_a_user_error(tmp_path: Path) -> None:
+    # np.load raised EOFError on an empty file and returned a bare array for a .npy one.
+    program = mixed_program()
+    save_trace(random_stream(program, 6), tmp_path / "whole.npz")
+    data = (tmp_path / "whole.npz").read_bytes()
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with open(tmp_path / "one.npz", "wb") as handle:
+        np.save(handle, np.zeros((6, 2), np.float32))
+    for name in ("empty.npz", "cut.npz"):
+        with pytest.raises(TraceFileError, match=r"is not a readable \.npz file"):
+            load_trace(tmp_path / name, program)
+    with pytest.raises(TraceFileError, match=r"holds a single array \(a \.npy file\), not an"):
+        load_trace(tmp_path / "one.npz", program)
+
+
+def test_int32_trace_values_beyond_int32_are_refused_not_wrapped(tmp_path: Path) -> None:
+    program = mixed_program()
+    arrays: dict[str, Any] = dict(random_stream(program, 4).inputs)
+    arrays["mode"] = np.full((4, 1, 2), 2**40, np.int64)  # astype(int32) made it 0
+    np.savez(tmp_path / "wide.npz", **arrays)
+    with pytest.raises(TraceFileError, match=r"'mode' holds values outside int32 \(1099511627776"):
+        load_trace(tmp_path / "wide.npz", program)
+
+
 def test_a_stream_checks_its_own_lengths() -> None:
     with pytest.raises(RuntimeInputError, match="the same leading tick axis"):
         InputStream({"x": np.zeros((3, 1, 2), np.float32)}, np.zeros(4, np.bool_), "test")
