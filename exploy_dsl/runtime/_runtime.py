@@ -158,7 +158,13 @@ class Runtime:
     def _input(self, name: str, given: Any) -> np.ndarray:
         """One input as it is fed: an array of the wire's shape and dtype, or an error."""
         wire = self._inputs[name]
-        value = np.asarray(given)
+        try:
+            value = np.asarray(given)
+        except (ValueError, TypeError) as exc:  # a ragged list, an object NumPy cannot read
+            raise RuntimeInputError(
+                f"input {name!r} cannot be read as an array ({exc}); expected "
+                f"{wire.dtype}{list(wire.shape)}."
+            ) from None
         if value.shape != wire.shape:
             raise RuntimeInputError(
                 f"input {name!r} has shape {list(value.shape)}; expected {list(wire.shape)}."

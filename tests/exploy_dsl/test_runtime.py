@@ -230,6 +230,18 @@ def test_feeding_the_tick_or_memory_by_hand_is_refused_with_a_hint(
         Runtime(quadruped.path).step(inputs)
 
 
+def test_a_ragged_list_input_is_named(quadruped: Compiled) -> None:
+    # np.asarray's "inhomogeneous shape" ValueError escaped as a traceback.
+    inputs: dict[str, Any] = quadruped_inputs()
+    inputs["obj.robot.base.w_Q_b"] = [[1.0, 0.0], [0.0]]
+    with pytest.raises(
+        RuntimeInputError,
+        match=r"input 'obj.robot.base.w_Q_b' cannot be read as an array \(.*\); expected "
+        r"float32\[1, 4\]\.",
+    ):
+        Runtime(quadruped.path).step(inputs)
+
+
 def test_step_takes_a_mapping(quadruped: Compiled) -> None:
     with pytest.raises(RuntimeInputError, match=r"step\(\) takes a dict of input name -> array"):
         Runtime(quadruped.path).step([np.zeros((1, 12))])  # type: ignore[arg-type]
