@@ -24,6 +24,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, default=5.0, help="simulated time (default 5)")
     p.add_argument(
         "--command",
+        # Not dest "command": that is the subcommand's name, which every error line starts with.
+        dest="commands",
         action="append",
         default=[],
         metavar="NAME=V,...",
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--settle-physics must be >= 0, got {args.settle_physics}. Fix: e.g. 100."
         )
-    commands = parse_command_args(args.command)
+    commands = parse_command_args(args.commands)
     progress: list[Any] = []  # made at the first tick, when the number of ticks is known
 
     def on_tick(tick: int, ticks: int) -> None:

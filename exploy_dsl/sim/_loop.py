@@ -52,8 +52,12 @@ def simulate(
     ``on_tick(tick, ticks)`` is called after each tick (e.g. for a progress bar).
     """
     mujoco = require_mujoco()
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        raise UsageError(f"seconds must be a number > 0, got {seconds!r}. Fix: e.g. 5.")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not 0 < seconds < math.inf
+    ):
+        raise UsageError(f"seconds must be a finite number > 0, got {seconds!r}. Fix: e.g. 5.")
     if (
         not isinstance(settle_physics, int)
         or isinstance(settle_physics, bool)

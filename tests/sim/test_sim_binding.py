@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -389,12 +390,18 @@ def test_other_refusals_of_a_run(
     broken.write_text("<mujoco><worldbody><body><geom/></worldbody></mujoco>")
     with pytest.raises(SimError, match=r"MuJoCo cannot load robot model '.*broken.xml': "):
         simulate(plain, broken)
-    with pytest.raises(UsageError, match=r"seconds must be a number > 0, got 0"):
+    with pytest.raises(UsageError, match=r"seconds must be a finite number > 0, got 0"):
         simulate(plain, QUADRUPED_XML, seconds=0)
+    with pytest.raises(UsageError, match=r"seconds must be a finite number > 0, got inf"):
+        simulate(plain, QUADRUPED_XML, seconds=math.inf)  # an OverflowError traceback before
     file = tmp_path / "p.onnx"
     onnx.save(plain, str(file))
     assert main(["sim", str(file), str(QUADRUPED_XML), "--plot", str(file)]) == 2
-    assert "--plot" in capsys.readouterr().err
+    # The line names the command: --command's dest once overwrote it ("exploy-dsl []: error").
+    err = capsys.readouterr().err
+    assert err.startswith("exploy-dsl sim: error: ") and "--plot" in err
+    assert main(["sim", str(file), str(QUADRUPED_XML), "--command", "nope=1"]) == 2
+    assert capsys.readouterr().err.startswith("exploy-dsl sim: error: --command nope: ")
 
 
 def test_a_missing_mujoco_is_a_clear_error(
