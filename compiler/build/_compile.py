@@ -36,6 +36,7 @@ from exploy_dsl import (
     UsageError,
     trace,
 )
+from exploy_dsl._checks import is_int
 from exploy_dsl.contract._batch import NOT_FOR_ROBOT, Batch, check_batch
 from exploy_dsl.contract._self_test import SELF_TEST_KEY
 
@@ -78,6 +79,7 @@ def compile_program(
     ``rewrites=False`` leaves out the build's rewrites (``compiler/build/_rewrite.py``):
     fewer, fused nodes computing the same bits.
     """
+    _check_arguments(opset, ir_version, output, self_test)
     chosen = parse_target(target) if target is not None else None
     opset, ir_version = resolve_versions(
         chosen, opset, ir_version, (DEFAULT_OPSET, DEFAULT_IR_VERSION)
@@ -130,6 +132,27 @@ def compile_program(
     if output is not None:
         write_atomic(data, Path(output))
     return model
+
+
+def _check_arguments(opset: object, ir_version: object, output: object, self_test: object) -> None:
+    """Arguments of the wrong type, named before they fail deep inside the build."""
+    for value, what, example in ((opset, "opset", 20), (ir_version, "ir_version", 10)):
+        if value is not None and not is_int(value):
+            raise UsageError(
+                f"{what} must be an int, got {type(value).__name__} {value!r}. "
+                f"Fix: e.g. {what}={example}."
+            )
+    if output is not None and not isinstance(output, (str, os.PathLike)):
+        raise UsageError(
+            f"output must be a path (str or os.PathLike), got {type(output).__name__} "
+            f"{output!r}. Fix: e.g. output='policy.onnx'."
+        )
+    if self_test is not None and not isinstance(self_test, InputStream):
+        raise UsageError(
+            f"self_test must be an InputStream, got {type(self_test).__name__} {self_test!r}. "
+            "Fix: pass compiler.load_trace(path, program) or compiler.random_stream(program, "
+            "24)."
+        )
 
 
 def _build(

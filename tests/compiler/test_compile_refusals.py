@@ -22,6 +22,7 @@ from exploy_dsl import (
     CompileError,
     NonFiniteConstantError,
     Program,
+    UsageError,
     VerificationError,
     op,
     read_contract,
@@ -266,3 +267,20 @@ def test_an_onnx_actor_without_its_external_weights_file_is_refused(tmp_path: Pa
         r"\.onnx file, or re-export with torch\.onnx\.export\(\.\.\., external_data=False\)\.",
     ):
         load_actor(path, n_obs=5)
+
+
+@pytest.mark.parametrize(
+    ("argument", "match"),
+    [
+        ({"opset": "20"}, r"^opset must be an int, got str '20'\. Fix: e\.g\. opset=20\.$"),
+        ({"ir_version": 10.0}, r"^ir_version must be an int, got float 10\.0"),
+        ({"output": 3}, r"^output must be a path \(str or os\.PathLike\), got int 3"),
+        ({"self_test": "trace.npz"}, r"^self_test must be an InputStream, got str 'trace\.npz'"),
+    ],
+)
+def test_compile_program_names_an_argument_of_the_wrong_type(
+    argument: dict[str, Any], match: str
+) -> None:
+    # They failed deep in the build: TypeError/AttributeError tracebacks.
+    with pytest.raises(UsageError, match=match):
+        compile_program(tiny_program(), mlp_actor(5, 2).model, **argument)
