@@ -18,7 +18,7 @@ from compiler.build._batch import check_envs
 from compiler.build._exploy_rules import check_program, declared_metadata
 from compiler.build._finite import check_finite
 from compiler.build._fold import fold_observation
-from compiler.build._metadata import metadata, to_json
+from compiler.build._metadata import metadata
 from compiler.build._opset import Part, retarget
 from compiler.build._reproducible import export_date, strip_debug_info
 from compiler.build._rewrite import apply_rewrites
@@ -38,6 +38,7 @@ from exploy_dsl import (
 )
 from exploy_dsl._checks import is_int
 from exploy_dsl.contract._batch import NOT_FOR_ROBOT, Batch, check_batch
+from exploy_dsl.contract._codec import to_json
 from exploy_dsl.contract._self_test import SELF_TEST_KEY
 
 DEFAULT_OPSET = 20

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -14,16 +13,12 @@ from compiler.build._rewrite import BUILD_KEY
 from compiler.build._stage_summary import stage_summaries
 from exploy_dsl import Actor, ActorPort, Memory, ObsTerm, TracedProgram
 from exploy_dsl.contract._batch import BATCH_DIM, BATCH_KEY, Batch, batch_record
+from exploy_dsl.contract._codec import to_json
 from exploy_dsl.contract._wires import memory_name
 from exploy_dsl.library._history import RESET_RULE
 
 # The exploy file-contract version the files claim (exploy's controller reads it as JSON).
 EXPLOY_VERSION = "0.1.0"
-
-
-def to_json(value: Any) -> str:
-    """Deterministic JSON: same program, same bytes."""
-    return json.dumps(value, sort_keys=False, separators=(", ", ": "), allow_nan=False)
 
 
 def metadata(
