@@ -143,23 +143,33 @@ def _program_for(algorithm: str) -> Program:
     return p
 
 
-def test_the_exported_checkpoint_drives_pendulum_as_sb3_predict_does(policy: Any) -> None:
-    algorithm, model, _, onnx_path = policy
-    runtime = Runtime(compile_program(_program_for(algorithm), onnx_path))
+def drive_pendulum(
+    runtime: Runtime, predict: Any, *, seed: int, steps: int
+) -> tuple[float, list[float]]:
+    """Step gymnasium's Pendulum with ``predict``'s actions, the file fed the joint beside it:
+    the largest |file's effort - SB3's action| and the file's efforts."""
     env = gym.make("Pendulum-v1")
-    obs, _ = env.reset(seed=3)
-    worst = 0.0
-    for _ in range(120):
+    obs, _ = env.reset(seed=seed)
+    worst, efforts = 0.0, []
+    for _ in range(steps):
         theta, velocity = (float(x) for x in env.unwrapped.state)
         out = runtime.step(
             {f"{JOINT}.pos": np.array([[theta]]), f"{JOINT}.vel": np.array([[velocity]])}
         )
-        action, _ = model.predict(obs, deterministic=True)
-        assert LOW <= float(out[EFFORT][0, 0]) <= HIGH
+        action, _ = predict(obs, deterministic=True)
+        efforts.append(float(out[EFFORT][0, 0]))
         worst = max(worst, float(np.abs(out[EFFORT][0] - action).max()))
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             obs, _ = env.reset()
+    return worst, efforts
+
+
+def test_the_exported_checkpoint_drives_pendulum_as_sb3_predict_does(policy: Any) -> None:
+    algorithm, model, _, onnx_path = policy
+    runtime = Runtime(compile_program(_program_for(algorithm), onnx_path))
+    worst, efforts = drive_pendulum(runtime, model.predict, seed=3, steps=120)
+    assert all(LOW <= effort <= HIGH for effort in efforts)
     # float32 cos/sin of the angle against gymnasium's float64 ones, then the network.
     assert worst < 1e-4, worst
 
@@ -206,17 +216,11 @@ def test_a_vec_normalize_policy_drives_pendulum_with_its_normalizer(tmp_path: Pa
     p.actor(actions=0)
     onnx_path = exported(onnxable("ppo", model), tmp_path / "ppo.onnx")
     runtime = Runtime(compile_program(p, onnx_path))
-    env = gym.make("Pendulum-v1")
-    obs, _ = env.reset(seed=4)
-    worst = 0.0
-    for _ in range(100):
-        theta, velocity = (float(x) for x in env.unwrapped.state)
-        out = runtime.step(
-            {f"{JOINT}.pos": np.array([[theta]]), f"{JOINT}.vel": np.array([[velocity]])}
-        )
-        action, _ = model.predict(stats.normalize_obs(obs), deterministic=True)
-        worst = max(worst, float(np.abs(out[EFFORT][0] - action).max()))
-        obs, *_ = env.step(action)
+
+    def predict(obs: Any, deterministic: bool) -> Any:
+        return model.predict(stats.normalize_obs(obs), deterministic=deterministic)
+
+    worst, _ = drive_pendulum(runtime, predict, seed=4, steps=100)
     assert worst < 1e-4, worst
     assert check_parity(compile_program(p, onnx_path), p, onnx_path, steps=100).ok
 
