@@ -245,7 +245,7 @@ def from_torch(
     outs = out if isinstance(out, (tuple, list)) else (out,)
     wanted = len(signature.outputs)
     position, dropped = signature.actions_position, tuple[str, ...]()
-    if position is not None and wanted == 1 and len(outs) > 1:
+    if position is not None and wanted == 1 and (len(outs) > 1 or position > 0):
         # program.actor(actions=N): forward's other outputs (SB3's values) are never exported.
         if position >= len(outs):
             raise ActorError(

@@ -177,7 +177,7 @@ def _torch_actor(module: Any, signature: ActorSignature) -> ActorFn:
         with torch.inference_mode():
             out = module(*tensors)
         outs = out if isinstance(out, (tuple, list)) else (out,)
-        if position is not None and len(outs) > 1:  # program.actor(actions=N), as compile does
+        if position is not None and (len(outs) > 1 or position > 0):  # as compile does
             if position >= len(outs):
                 raise ActorError(
                     f"reference actor: program.actor(actions={position}) picks output "

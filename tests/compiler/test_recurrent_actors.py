@@ -458,6 +458,15 @@ def test_a_torch_module_with_extra_outputs_exports_the_chosen_one(exporter: str)
         compile_program(p, module, exporter="torchscript")
 
 
+def test_a_position_past_a_single_output_torch_module_is_refused() -> None:
+    p = program(declare=False)
+    p.actor(actions=2)
+    with pytest.raises(
+        ActorError, match=r"program.actor\(actions=2\) picks output 2, but forward returns 1"
+    ):
+        compile_program(p, torch.nn.Linear(N_OBS, N_ACTIONS), exporter="torchscript")
+
+
 # -- what a deployer reads: inspect, explain, diff ---------------------------------------------
 
 
